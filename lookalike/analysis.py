@@ -1,0 +1,84 @@
+"""The job a worker runs on one photo: bytes → upright image → faces with descriptors and face crops.
+
+Everything returned is plain data (numbers, bytes, numpy arrays), so it crosses a process boundary cheaply and
+knows nothing of who asked: the CLI calls it in-process, the bot in its worker pool.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from lookalike.errors import NoFace
+from lookalike.faces import DetectOptions, Face, FaceAnalyzer
+from lookalike.images import ImageLimits, load_rgb
+
+CROP_SIZE = 320  # px of the square face crop kept for the reply card
+CROP_MARGIN = 0.45  # crop reaches this fraction of the box size beyond each side
+
+
+@dataclass(frozen=True)
+class FoundFace:
+    """A face found in a user's photo, ready to be matched and shown."""
+
+    box: tuple[int, int, int, int]
+    eye_distance: float
+    roll: float
+    descriptor: np.ndarray
+    crop_jpeg: bytes  # square crop around the face, CROP_SIZE px, for the card
+
+
+@dataclass(frozen=True)
+class PhotoAnalysis:
+    """Faces largest first, and the size of the image they were found in."""
+
+    width: int
+    height: int
+    faces: list[FoundFace]
+
+
+_analyzer: FaceAnalyzer | None = None
+
+
+def analyzer() -> FaceAnalyzer:
+    """This process's models, loaded on first use and kept: loading costs ~0.5 s, a photo ~0.2 s."""
+    global _analyzer
+    if _analyzer is None:
+        _analyzer = FaceAnalyzer()
+    return _analyzer
+
+
+def analyze_photo(
+    data: bytes, options: DetectOptions = DetectOptions(), limits: ImageLimits = ImageLimits()
+) -> PhotoAnalysis:
+    """Decode ``data`` and describe every face (largest first). Raises NotAnImage, TooLarge or NoFace."""
+    rgb = load_rgb(data, limits)
+    faces = analyzer().faces(rgb, options)
+    if not faces:
+        raise NoFace(f"no face found in a {rgb.shape[1]}x{rgb.shape[0]} image")
+    found = [
+        FoundFace(f.box, f.eye_distance, f.roll, f.descriptor, face_crop_jpeg(rgb, f)) for f in faces
+    ]
+    return PhotoAnalysis(rgb.shape[1], rgb.shape[0], found)
+
+
+def face_crop(rgb: np.ndarray, face: Face | FoundFace, size: int = CROP_SIZE) -> Image.Image:
+    """A square crop centred on the face with some margin, padded with grey where it leaves the image."""
+    left, top, right, bottom = face.box
+    side = max(right - left, bottom - top) * (1 + 2 * CROP_MARGIN)
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    box = (round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2))
+    image = Image.fromarray(rgb)
+    canvas = Image.new("RGB", (box[2] - box[0], box[3] - box[1]), (128, 128, 128))
+    canvas.paste(image.crop(box), (0, 0))
+    return canvas.resize((size, size), Image.Resampling.LANCZOS)
+
+
+def face_crop_jpeg(rgb: np.ndarray, face: Face | FoundFace, size: int = CROP_SIZE) -> bytes:
+    """``face_crop`` encoded as JPEG (quality 88)."""
+    out = io.BytesIO()
+    face_crop(rgb, face, size).save(out, format="JPEG", quality=88)
+    return out.getvalue()
