@@ -59,9 +59,7 @@ def analyze_photo(
     faces = analyzer().faces(rgb, options)
     if not faces:
         raise NoFace(f"no face found in a {rgb.shape[1]}x{rgb.shape[0]} image")
-    found = [
-        FoundFace(f.box, f.eye_distance, f.roll, f.descriptor, face_crop_jpeg(rgb, f)) for f in faces
-    ]
+    found = [FoundFace(f.box, f.eye_distance, f.roll, f.descriptor, face_crop_jpeg(rgb, f)) for f in faces]
     return PhotoAnalysis(rgb.shape[1], rgb.shape[0], found)
 
 

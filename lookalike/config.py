@@ -43,7 +43,9 @@ class Settings:
     queue_size: int = _opt(16, "photos waiting for a worker before users are told the bot is busy")
     photos_per_minute: int = _opt(6, "photos one user may send per minute")
     feedback_db: Path = _opt(Path("feedback.sqlite3"), "SQLite file for 👍/👎 votes and stats")
-    link_template: str = _opt("https://en.wikipedia.org/wiki/{alias}", "link for a celebrity with an alias ('' for none)")
+    link_template: str = _opt(
+        "https://en.wikipedia.org/wiki/{alias}", "link for a celebrity with an alias ('' for none)"
+    )
     admin_ids: str = _opt("", "comma-separated Telegram user ids allowed to use /stats")
     metrics_port: int = _opt(0, "serve /healthz and /metrics on this port in polling mode (0: off)")
     log_format: str = _opt("text", "log format: text or json")
@@ -67,8 +69,11 @@ class Settings:
 
     @classmethod
     def from_args(
-        cls, argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None,
-        only: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
+        cls,
+        argv: Sequence[str] | None = None,
+        parser: argparse.ArgumentParser | None = None,
+        only: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> tuple[Settings, argparse.Namespace]:
         """Parse flags for the fields in ``only`` (all when None) on top of the environment."""
         parser = parser or argparse.ArgumentParser()

@@ -54,7 +54,7 @@ class FaceAnalyzer:
         self.encoder = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
 
     def detect(self, rgb: np.ndarray, options: DetectOptions = DetectOptions()) -> list[dlib.rectangle]:
-        """Face rectangles in ``rgb`` coordinates, detected on a downscaled copy; full-size upsample only as a fallback."""
+        """Face rectangles in ``rgb`` coordinates, found on a downscaled copy; full-size upsampling as a fallback."""
         height, width = rgb.shape[:2]
         scale = min(1.0, options.detect_max_side / max(height, width))
         small = rgb if scale == 1.0 else _resize(rgb, scale)

@@ -1,0 +1,106 @@
+"""The built catalog on disk: descriptors in ``embeddings.npz``, everything else in ``embeddings.json``.
+
+Safe formats only (``np.load(allow_pickle=False)`` and JSON): a file fed in can never execute code.
+Photos are keyed by the SHA-256 of their bytes so that a rebuild recomputes only what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.catalog import Person
+
+VECTORS_FILE = "embeddings.npz"
+META_FILE = "embeddings.json"
+THUMBS_DIR = "thumbs"
+FORMAT_VERSION = 1
+
+
+class StoreError(RuntimeError):
+    """The assets folder is missing or inconsistent; the message says which file and what to run."""
+
+
+@dataclass(frozen=True)
+class PhotoRecord:
+    """A catalog photo that produced a descriptor (row ``i`` of the vectors for ``photos[i]``)."""
+
+    path: str  # relative to the photos folder
+    sha256: str
+    person: str
+    box: tuple[int, int, int, int]
+    eye_distance: float
+    roll: float
+    thumb: str  # relative to the assets folder: the face crop the bot shows beside the user's face
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A catalog photo that was not used, and why (kept so an unchanged bad photo is not re-analysed)."""
+
+    path: str
+    sha256: str
+    reason: str
+
+
+@dataclass
+class Store:
+    persons: dict[str, Person] = field(default_factory=dict)
+    photos: list[PhotoRecord] = field(default_factory=list)
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 128), np.float32))
+    skipped: list[Skipped] = field(default_factory=list)
+    jitters: int = 0
+
+    def save(self, assets: Path) -> None:
+        """Write both files atomically (temp file + rename), vectors first."""
+        assets.mkdir(parents=True, exist_ok=True)
+        _atomic(assets / VECTORS_FILE, lambda f: np.savez(f, vectors=self.vectors.astype(np.float32)))
+        meta = {
+            "version": FORMAT_VERSION,
+            "jitters": self.jitters,
+            "persons": [asdict(p) for p in self.persons.values()],
+            "photos": [asdict(p) for p in self.photos],
+            "skipped": [asdict(s) for s in self.skipped],
+        }
+        text = json.dumps(meta, ensure_ascii=False, indent=1)
+        _atomic(assets / META_FILE, lambda f: f.write(text.encode("utf-8")))
+
+    @classmethod
+    def load(cls, assets: Path) -> Store:
+        meta_path, vec_path = assets / META_FILE, assets / VECTORS_FILE
+        if not meta_path.exists() or not vec_path.exists():
+            raise StoreError(f"{assets}: no embeddings here; run build_embeddings.py --assets {assets} first")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            with np.load(vec_path, allow_pickle=False) as npz:
+                vectors = np.asarray(npz["vectors"], dtype=np.float32)
+        except (OSError, ValueError, KeyError) as exc:
+            raise StoreError(f"{assets}: cannot read embeddings: {exc}") from exc
+        if meta.get("version") != FORMAT_VERSION:
+            raise StoreError(f"{meta_path}: format version {meta.get('version')}, expected {FORMAT_VERSION}; rebuild")
+        photos = [PhotoRecord(**{**p, "box": tuple(p["box"])}) for p in meta["photos"]]
+        if vectors.shape != (len(photos), 128):
+            raise StoreError(f"{vec_path}: {vectors.shape[0]} vectors for {len(photos)} photos; rebuild")
+        return cls(
+            persons={p["id"]: Person(**p) for p in meta["persons"]},
+            photos=photos,
+            vectors=vectors,
+            skipped=[Skipped(**s) for s in meta["skipped"]],
+            jitters=int(meta["jitters"]),
+        )
+
+    def person_rows(self) -> np.ndarray:
+        """For each vector row, the index of its person in ``list(self.persons)``."""
+        order = {pid: i for i, pid in enumerate(self.persons)}
+        return np.array([order[p.person] for p in self.photos], dtype=np.int32)
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+    os.replace(tmp, path)
