@@ -115,7 +115,7 @@ def build_embeddings(
         bar.update()
     bar.close()
     store, report = _assemble(catalog, photos_dir, assets, files, digests, reusable, fresh, jitters)
-    report.removed = len({p.sha256 for p in old.photos} | {s.sha256 for s in old.skipped} - set(digests))
+    report.removed = len(({p.sha256 for p in old.photos} | {s.sha256 for s in old.skipped}) - set(digests))
     store.save(assets)
     _prune_thumbs(assets, store)
     return report

@@ -1,0 +1,146 @@
+"""Operators' tools: build_embeddings.py (layouts, catalog.json, skips, incremental) and build_index.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT
+from images_corpus import encode
+from PIL import Image
+
+from lookalike.catalog import CatalogError, Person, scan
+from lookalike.embed import QualityRules, build_embeddings, describe_photo
+from lookalike.index import INDEX_FILE
+from lookalike.matcher import Matcher
+from lookalike.store import PhotoRecord, Store, StoreError
+
+
+def _link(folder: Path, name: str, target: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).symlink_to(target)
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture()
+def photos(tmp_path: Path, faces: dict[str, list[Path]]) -> Path:
+    """Two layouts side by side: folders with several photos, and a single file per person."""
+    root = tmp_path / "photos"
+    for person in ("obama", "madonna", "tony_blair"):
+        for path in faces[person][:3]:
+            _link(root / person, path.name, path)
+    _link(root, "Katy-Perry.jpg", faces["katy_perry"][0])
+    (root / "catalog.json").write_text(
+        json.dumps(
+            [
+                {"name": "Barack Obama", "alias": "obama", "role": "president", "n_movies": 3},
+                {"name": "Katy Perry", "alias": "katy_perry", "role": "singer"},
+            ]
+        )
+    )
+    return root
+
+
+def test_scan_layouts_and_catalog_json(photos: Path) -> None:
+    catalog = scan(photos)
+    assert set(catalog.persons) == {"obama", "madonna", "tony_blair", "katy_perry"}
+    assert catalog.persons["obama"] == Person("obama", "Barack Obama", "obama", "president", 3)
+    assert catalog.persons["katy_perry"].name == "Katy Perry"
+    assert catalog.persons["tony_blair"].name == "Tony Blair"  # no entry: name from the folder
+    assert len(catalog.photos["madonna"]) == 3 and len(catalog.photos["katy_perry"]) == 1
+
+
+def test_malformed_catalog_json_names_the_file(photos: Path) -> None:
+    (photos / "catalog.json").write_text('{"name": "x"}')
+    with pytest.raises(CatalogError, match=r"catalog\.json"):
+        scan(photos)
+
+
+def test_incremental_rebuild_recomputes_only_changes(photos: Path, tmp_path: Path, faces) -> None:
+    assets = tmp_path / "assets"
+    first = build_embeddings(photos, assets, jitters=0, progress=False)
+    assert (first.computed, first.reused, first.persons) == (10, 0, 4)
+    before = Store.load(assets)
+
+    again = build_embeddings(photos, assets, jitters=0, progress=False)
+    assert (again.computed, again.reused) == (0, 10)
+    assert np.array_equal(Store.load(assets).vectors, before.vectors)
+
+    for path in faces["vladimir_putin"][:2]:
+        _link(photos / "vladimir_putin", path.name, path)
+    added = build_embeddings(photos, assets, jitters=0, progress=False)
+    assert (added.computed, added.reused, added.persons) == (2, 10, 5)
+
+    (photos / "madonna" / faces["madonna"][0].name).unlink()
+    removed = build_embeddings(photos, assets, jitters=0, progress=False)
+    assert (removed.computed, removed.removed) == (0, 1)
+    store = Store.load(assets)
+    assert sum(p.person == "madonna" for p in store.photos) == 2
+    assert len(list((assets / "thumbs").glob("*.jpg"))) == len(store.photos)
+
+
+def test_unusable_photos_are_skipped_with_reasons(photos: Path, tmp_path: Path, faces) -> None:
+    gradient = np.tile(np.linspace(0, 255, 300, dtype=np.uint8), (200, 1))
+    (photos / "madonna" / "landscape.png").write_bytes(encode(Image.fromarray(gradient), "PNG"))
+    (photos / "madonna" / "broken.jpg").write_bytes(faces["madonna"][0].read_bytes()[:500])
+    pair = Image.new("RGB", (800, 500), (90, 90, 90))
+    for x, path in ((0, faces["george_w_bush"][0]), (400, faces["tony_blair"][0])):
+        pair.paste(Image.open(path).convert("RGB").resize((400, 500)), (x, 0))
+    (photos / "obama" / "pair.jpg").write_bytes(encode(pair))
+
+    run = _run("build_embeddings.py", "--photos", str(photos), "--assets", str(tmp_path / "a"), "--jitters", "0",
+               "--workers", "2", "--quiet")
+    assert run.returncode == 0, run.stderr
+    skipped = {line.split(":")[0].removeprefix("skipped "): line for line in run.stdout.splitlines()
+               if line.startswith("skipped")}
+    assert "no face" in skipped[str(photos / "madonna" / "landscape.png")]
+    assert "not_an_image" in skipped[str(photos / "madonna" / "broken.jpg")]
+    assert "faces" in skipped[str(photos / "obama" / "pair.jpg")]
+    assert len(skipped) == 3
+    assert "4 persons, 10 photos" in run.stdout
+
+
+def test_quality_rules_skip_small_and_tilted_faces(faces) -> None:
+    data = faces["obama"][1].read_bytes()  # eyes ~118 px apart, head tilted ~5°
+    assert describe_photo(data, 0, QualityRules()).vector is not None
+    small = describe_photo(data, 0, QualityRules(min_eye_distance=150))
+    assert small.vector is None and small.reason.startswith("face too small (eyes 1")
+    tilted = describe_photo(data, 0, QualityRules(max_roll=2))
+    assert tilted.vector is None and tilted.reason.startswith("head tilted 5°")
+
+
+def test_build_index_cli_checks_recall(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(4000, 128)).astype(np.float32)
+    people = {f"p{i}": Person(f"p{i}", f"P {i}") for i in range(400)}
+    records = [PhotoRecord(f"p{i % 400}/{i}.jpg", f"{i:064x}", f"p{i % 400}", (0, 0, 1, 1), 30.0, 0.0, "thumbs/x.jpg")
+               for i in range(4000)]
+    Store(people, records, vectors).save(tmp_path)
+
+    weak = _run("build_index.py", "--assets", str(tmp_path), "--M", "2", "--ef-construction", "2", "--ef-search", "1")
+    assert weak.returncode == 1 and "not saved" in weak.stderr
+    assert not (tmp_path / INDEX_FILE).exists()
+
+    forced = _run("build_index.py", "--assets", str(tmp_path), "--M", "2", "--ef-construction", "2",
+                  "--ef-search", "1", "--force")
+    assert forced.returncode == 0 and (tmp_path / INDEX_FILE).exists()
+
+    good = _run("build_index.py", "--assets", str(tmp_path))
+    assert good.returncode == 0, good.stderr
+    recall = float(good.stdout.split("recall@1 of HNSW against exact search: ")[1].split()[0])
+    assert recall >= 0.99
+    assert len(Matcher(tmp_path).match(vectors[7], 3)) == 3
+
+
+def test_store_refuses_pickled_vectors(tmp_path: Path) -> None:
+    Store({"a": Person("a", "A")}, [], np.zeros((0, 128), np.float32)).save(tmp_path)
+    np.savez(tmp_path / "embeddings.npz", vectors=np.array([object()], dtype=object))
+    with pytest.raises(StoreError, match=r"cannot read embeddings"):
+        Store.load(tmp_path)

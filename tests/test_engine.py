@@ -1,0 +1,124 @@
+"""The engine on the real dev set: catalog = first photo of each person, queries = every other photo."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, BuiltCatalog
+
+from lookalike.analysis import analyze_photo
+from lookalike.errors import PhotoError
+from lookalike.index import exact_knn
+from lookalike.matcher import Matcher
+from lookalike.similarity import Calibration
+
+
+@pytest.fixture(scope="module")
+def matcher(catalog: BuiltCatalog) -> Matcher:
+    return Matcher(catalog.assets)
+
+
+@pytest.fixture(scope="module")
+def query_vectors(catalog: BuiltCatalog) -> list[tuple[str, Path, np.ndarray]]:
+    """The largest face of every query photo (photos where no face is found are left out and counted)."""
+    found = []
+    for person, paths in catalog.queries.items():
+        for path in paths:
+            try:
+                found.append((person, path, analyze_photo(path.read_bytes()).faces[0].descriptor))
+            except PhotoError:
+                continue
+    total = sum(len(p) for p in catalog.queries.values())
+    assert len(found) >= 0.95 * total, f"faces found in only {len(found)} of {total} query photos"
+    return found
+
+
+def test_top1_accuracy_on_dev_set(matcher: Matcher, query_vectors: list[tuple[str, Path, np.ndarray]]) -> None:
+    wrong = [(p.name, person, matcher.match(v, 1)[0].person) for person, p, v in query_vectors]
+    wrong = [w for w in wrong if w[1] != w[2]]
+    accuracy = 1 - len(wrong) / len(query_vectors)
+    assert accuracy >= 0.95, f"top-1 accuracy {accuracy:.3f}; misses: {wrong}"
+
+
+def test_hnsw_top1_equals_exact_top1(matcher: Matcher, query_vectors: list[tuple[str, Path, np.ndarray]]) -> None:
+    vectors = np.stack([v for _, _, v in query_vectors])
+    exact_ids, _ = exact_knn(matcher.store.vectors, vectors, 1)
+    for (_, path, vector), exact in zip(query_vectors, exact_ids[:, 0]):
+        assert matcher.match(vector, 1)[0].person == matcher.store.photos[exact].person, path
+
+
+def test_matches_are_distinct_persons_nearest_first(matcher: Matcher, query_vectors) -> None:
+    _, _, vector = query_vectors[0]
+    matches = matcher.match(vector, 10)
+    assert len(matches) == 10
+    assert len({m.person for m in matches}) == 10
+    assert [m.distance for m in matches] == sorted(m.distance for m in matches)
+    assert [m.similarity for m in matches] == sorted((m.similarity for m in matches), reverse=True)
+    assert all(m.thumb.is_file() for m in matches)
+
+
+def test_same_person_scores_high_and_strangers_low(matcher: Matcher, query_vectors) -> None:
+    """The right person near 100%; the runner-up near 50% (it *is* a nearest other person); the 10th far below."""
+    top = [matcher.match(v, 10) for _, _, v in query_vectors]
+    first, second, tenth = (np.median([m[i].similarity for m in top]) for i in (0, 1, 9))
+    assert first > 95 and 20 < second < 80 and tenth < 10, (first, second, tenth)
+
+
+def test_similarity_monotone_and_bounded(catalog: BuiltCatalog) -> None:
+    calibration = Calibration.load(catalog.assets)
+    assert 0.3 < calibration.mean < 1.0 and 0 < calibration.std < 0.3
+    distances = np.linspace(0, 2, 401)
+    values = [calibration.similarity(d, minimum=1.0) for d in distances]
+    assert all(1.0 <= v <= 100.0 for v in values)
+    assert all(a >= b for a, b in itertools.pairwise(values))
+    assert calibration.similarity(calibration.mean) == pytest.approx(50.0)
+    mid = [calibration.similarity(calibration.mean + k * calibration.std) for k in (-1, 0, 1)]
+    assert mid[0] > mid[1] > mid[2]
+    assert calibration.similarity(5.0, minimum=7.5) == 7.5
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lookalike", "match", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_json_names_the_person_and_reports_bad_files(catalog: BuiltCatalog, tmp_path: Path) -> None:
+    text_file = tmp_path / "notes.jpg"
+    text_file.write_text("not a photo")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    queries = [catalog.queries["obama"][0], catalog.queries["madonna"][0]]
+    run = _cli("--assets", str(catalog.assets), "--top", "3", "--json", *map(str, queries), str(text_file), str(empty))
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [line["photo"] for line in lines] == [*map(str, queries), str(text_file), str(empty)]
+    for line, person in zip(lines, ["obama", "madonna"]):
+        assert line["error"] is None
+        face = line["faces"][0]
+        assert len(face["box"]) == 4 and len(face["matches"]) == 3
+        assert face["matches"][0]["person"] == person
+        assert set(face["matches"][0]) == {"person", "name", "distance", "similarity"}
+    assert lines[2] == {"photo": str(text_file), "error": "not_an_image", "faces": []}
+    assert lines[3]["error"] == "not_an_image"
+
+
+def test_cli_text_output_and_missing_file(catalog: BuiltCatalog, tmp_path: Path) -> None:
+    query = catalog.queries["george_w_bush"][0]
+    run = _cli("--assets", str(catalog.assets), str(query), str(tmp_path / "missing.jpg"))
+    assert run.returncode == 1
+    assert "George W Bush" in run.stdout.splitlines()[2]
+    assert "%" in run.stdout
+    assert "missing.jpg: cannot read" in run.stderr
+
+
+def test_cli_without_assets_says_what_to_run(tmp_path: Path) -> None:
+    run = _cli("--assets", str(tmp_path), "x.jpg")
+    assert run.returncode == 2
+    assert "build_embeddings.py" in run.stderr
