@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             error = None
         except PhotoError as exc:
             analysis, error = None, exc
-        faces = [] if analysis is None else [(f.box, matcher.match(f.descriptor, settings.top_k)) for f in analysis.faces]
+        found = analysis.faces if analysis is not None else []
+        faces = [(f.box, matcher.match(f.descriptor, settings.top_k)) for f in found]
         print(_json_line(path, error, faces) if args.json else _text(path, error, faces), flush=True)
     return 1 if failed else 0
 

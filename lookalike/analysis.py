@@ -15,6 +15,7 @@ from PIL import Image
 from lookalike.errors import NoFace
 from lookalike.faces import DetectOptions, Face, FaceAnalyzer
 from lookalike.images import ImageLimits, load_rgb
+from lookalike.render import render_faces
 
 CROP_SIZE = 320  # px of the square face crop kept for the reply card
 CROP_MARGIN = 0.45  # crop reaches this fraction of the box size beyond each side
@@ -33,11 +34,13 @@ class FoundFace:
 
 @dataclass(frozen=True)
 class PhotoAnalysis:
-    """Faces largest first, and the size of the image they were found in."""
+    """Faces largest first, the size of the image they were found in, and (on request, with several faces) the
+    photo with numbered boxes: drawn here because only the worker holds the decoded image."""
 
     width: int
     height: int
     faces: list[FoundFace]
+    annotated_jpeg: bytes | None = None
 
 
 _analyzer: FaceAnalyzer | None = None
@@ -52,7 +55,10 @@ def analyzer() -> FaceAnalyzer:
 
 
 def analyze_photo(
-    data: bytes, options: DetectOptions = DetectOptions(), limits: ImageLimits = ImageLimits()
+    data: bytes,
+    options: DetectOptions = DetectOptions(),
+    limits: ImageLimits = ImageLimits(),
+    annotate: bool = False,
 ) -> PhotoAnalysis:
     """Decode ``data`` and describe every face (largest first). Raises NotAnImage, TooLarge or NoFace."""
     rgb = load_rgb(data, limits)
@@ -60,7 +66,8 @@ def analyze_photo(
     if not faces:
         raise NoFace(f"no face found in a {rgb.shape[1]}x{rgb.shape[0]} image")
     found = [FoundFace(f.box, f.eye_distance, f.roll, f.descriptor, face_crop_jpeg(rgb, f)) for f in faces]
-    return PhotoAnalysis(rgb.shape[1], rgb.shape[0], found)
+    annotated = render_faces(rgb, [f.box for f in faces]) if annotate and len(faces) > 1 else None
+    return PhotoAnalysis(rgb.shape[1], rgb.shape[0], found, annotated)
 
 
 def face_crop(rgb: np.ndarray, face: Face | FoundFace, size: int = CROP_SIZE) -> Image.Image:

@@ -7,7 +7,8 @@ deadline — in a thread of the pool's own, so a lost worker costs only the job 
 
 A job is a top-level function and picklable arguments; pickle only ever crosses our own pipes. Exceptions keep
 their type (the worker's traceback is attached as ``__cause__``); one that cannot make the trip becomes
-RemoteError.
+RemoteError. As with any "spawn" pool, workers re-import the main module: start the program with ``python -m``
+or behind ``if __name__ == "__main__"``.
 """
 
 from __future__ import annotations

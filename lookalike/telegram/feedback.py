@@ -1,0 +1,94 @@
+"""Votes and request outcomes in SQLite: who was matched, how similar, how it went — never a photo.
+
+Calls are quick (one row) but still do file I/O, so the bot runs them in a thread (``asyncio.to_thread``);
+one connection per call keeps that thread-safe without a lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS votes (
+    token TEXT NOT NULL, face INTEGER NOT NULL, user_id INTEGER NOT NULL,
+    person TEXT NOT NULL, similarity REAL NOT NULL, vote INTEGER NOT NULL, ts REAL NOT NULL,
+    PRIMARY KEY (token, face, user_id)
+);
+CREATE TABLE IF NOT EXISTS requests (
+    ts REAL NOT NULL, user_id INTEGER NOT NULL, outcome TEXT NOT NULL, faces INTEGER NOT NULL,
+    person TEXT, similarity REAL, seconds REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
+"""
+
+
+@dataclass(frozen=True)
+class Stats:
+    requests: int
+    outcomes: dict[str, int]
+    faces: int
+    up: int
+    down: int
+    top_persons: list[tuple[str, int]]
+    p50: float
+    p95: float
+
+
+class FeedbackStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as db, db:
+            db.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=10)
+
+    def vote(self, token: str, face: int, user_id: int, person: str, similarity: float, up: bool) -> None:
+        """One vote per user per card: pressing the other button changes it."""
+        with closing(self._connect()) as db, db:
+            db.execute(
+                "INSERT OR REPLACE INTO votes VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (token, face, user_id, person, similarity, 1 if up else -1, time.time()),
+            )
+
+    def record(
+        self, user_id: int, outcome: str, faces: int, person: str | None, similarity: float | None, seconds: float
+    ) -> None:
+        with closing(self._connect()) as db, db:
+            db.execute(
+                "INSERT INTO requests VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (time.time(), user_id, outcome, faces, person, similarity, seconds),
+            )
+
+    def stats(self, top: int = 5) -> Stats:
+        with closing(self._connect()) as db:
+            outcomes = dict(db.execute("SELECT outcome, COUNT(*) FROM requests GROUP BY outcome").fetchall())
+            faces = db.execute("SELECT COALESCE(SUM(faces), 0) FROM requests").fetchone()[0]
+            up, down = db.execute("SELECT COALESCE(SUM(vote > 0), 0), COALESCE(SUM(vote < 0), 0) FROM votes").fetchone()
+            persons = db.execute(
+                "SELECT person, COUNT(*) AS n FROM requests WHERE person IS NOT NULL "
+                "GROUP BY person ORDER BY n DESC, person LIMIT ?",
+                (top,),
+            ).fetchall()
+            latencies = [row[0] for row in db.execute("SELECT seconds FROM requests ORDER BY seconds")]
+        return Stats(
+            requests=sum(outcomes.values()),
+            outcomes=outcomes,
+            faces=int(faces),
+            up=int(up),
+            down=int(down),
+            top_persons=[(p, int(n)) for p, n in persons],
+            p50=_quantile(latencies, 0.5),
+            p95=_quantile(latencies, 0.95),
+        )
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]

@@ -1,0 +1,97 @@
+"""Everything the bot says, in English and Russian, picked by the user's ``language_code``."""
+
+from __future__ import annotations
+
+TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "help": (
+            "👋 Send me a selfie and I'll tell you which celebrity you look like.\n\n"
+            "Tips for a good match:\n"
+            "• face the camera, good light, no sunglasses;\n"
+            "• one face fills a good part of the photo;\n"
+            "• a photo or an image file (JPEG, PNG, WebP) both work.\n\n"
+            "In groups, mention me in the caption, reply to me with a photo, or reply /lookalike to a photo.\n\n"
+            "🔒 Your photos are processed in memory and never stored."
+        ),
+        "cmd_start": "What the bot does",
+        "cmd_help": "Tips for a good selfie",
+        "cmd_lookalike": "Reply to a photo: who does it look like?",
+        "you_look_like": "You look like <b>{name}</b> — {similarity}",
+        "face_line": "{n}. <b>{name}</b> — {similarity}",
+        "faces_header": "I found {count} faces:",
+        "faces_more": "Tap a number for that face's card.",
+        "faces_limit": "(showing the {limit} largest)",
+        "more_button": "More matches",
+        "more_header": "More look-alikes:",
+        "no_face": "🤔 I couldn't find a face in this photo. Try a well-lit selfie, facing the camera.",
+        "not_an_image": "🖼 I couldn't open this image. Please send a JPEG, PNG or WebP photo.",
+        "too_large": "📏 This image is too large for me. Please send a smaller photo (under 20 MB).",
+        "file_too_big": "📦 This file is over 20 MB, the most Telegram lets bots download. Please send it as a photo.",
+        "not_a_photo": "🙂 I can only read photos. Send me a selfie as a photo or as an image file.",
+        "sticker": "😄 Nice sticker! But I need a real photo of a face.",
+        "video": "🎬 I can't watch videos or GIFs yet — send me a photo instead.",
+        "busy": "⏳ I'm very busy right now. Please try again in a minute.",
+        "failed": "😔 Sorry, something went wrong with your photo. Please try again.",
+        "slow_down": "🐢 That's a lot of photos! Please wait a minute before sending more.",
+        "reply_to_photo": "Reply /lookalike to a photo and I'll tell you who it looks like.",
+        "expired": "This result has expired — send the photo again.",
+        "not_yours": "These buttons belong to the person who sent the photo.",
+        "invalid_button": "This button doesn't work anymore.",
+        "thanks": "Thanks for the feedback!",
+        "admins_only": "This command is for the bot's operators.",
+    },
+    "ru": {
+        "help": (
+            "👋 Пришлите селфи, и я скажу, на какую знаменитость вы похожи.\n\n"
+            "Советы для хорошего результата:\n"
+            "• смотрите в камеру, хороший свет, без тёмных очков;\n"
+            "• лицо занимает заметную часть кадра;\n"
+            "• подойдёт фото или файл-изображение (JPEG, PNG, WebP).\n\n"
+            "В группах упомяните меня в подписи, ответьте мне фотографией или ответьте /lookalike на фото.\n\n"
+            "🔒 Фотографии обрабатываются в памяти и нигде не сохраняются."
+        ),
+        "cmd_start": "Что умеет бот",
+        "cmd_help": "Советы для хорошего селфи",
+        "cmd_lookalike": "Ответом на фото: на кого похож?",
+        "you_look_like": "Вы похожи на <b>{name}</b> — {similarity}",
+        "face_line": "{n}. <b>{name}</b> — {similarity}",
+        "faces_header": "Я нашёл лиц: {count}",
+        "faces_more": "Нажмите номер, чтобы увидеть карточку этого лица.",
+        "faces_limit": "(показаны {limit} самых крупных)",
+        "more_button": "Ещё похожие",
+        "more_header": "Ещё похожие:",
+        "no_face": "🤔 Не нашёл лица на этом фото. Попробуйте селфи при хорошем свете, лицом к камере.",
+        "not_an_image": "🖼 Не получилось открыть изображение. Пришлите фото в JPEG, PNG или WebP.",
+        "too_large": "📏 Изображение слишком большое. Пришлите фото поменьше (до 20 МБ).",
+        "file_too_big": "📦 Файл больше 20 МБ — Telegram не даёт ботам скачивать такие. Пришлите его как фото.",
+        "not_a_photo": "🙂 Я умею читать только фотографии. Пришлите селфи как фото или как файл-изображение.",
+        "sticker": "😄 Отличный стикер! Но мне нужна настоящая фотография лица.",
+        "video": "🎬 Видео и GIF я пока не смотрю — пришлите фотографию.",
+        "busy": "⏳ Сейчас очень много запросов. Попробуйте через минуту.",
+        "failed": "😔 Извините, с вашим фото что-то пошло не так. Попробуйте ещё раз.",
+        "slow_down": "🐢 Очень много фотографий! Подождите минуту, прежде чем присылать ещё.",
+        "reply_to_photo": "Ответьте /lookalike на фотографию, и я скажу, на кого она похожа.",
+        "expired": "Этот результат устарел — пришлите фото ещё раз.",
+        "not_yours": "Эти кнопки — для того, кто прислал фото.",
+        "invalid_button": "Эта кнопка больше не работает.",
+        "thanks": "Спасибо за отзыв!",
+        "admins_only": "Эта команда — для операторов бота.",
+    },
+}
+
+DEFAULT_LANGUAGE = "en"
+
+
+def language(code: str | None) -> str:
+    """``ru``, ``ru-RU`` → ``ru``; anything we have no texts for → English."""
+    base = (code or "").split("-")[0].lower()
+    return base if base in TEXTS else DEFAULT_LANGUAGE
+
+
+def text(lang: str, key: str, **values: object) -> str:
+    return TEXTS[language(lang)][key].format(**values)
+
+
+def percent(similarity: float) -> str:
+    """87.4 → "87%"; a near-certain match stays below 100 unless it really is (rounding up would overclaim)."""
+    return f"{min(int(similarity + 0.5), 99) if similarity < 99.95 else 100}%"
