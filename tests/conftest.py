@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ def faces() -> dict[str, list[Path]]:
 
 @pytest.fixture(scope="session")
 def catalog(tmp_path_factory: pytest.TempPathFactory, faces: dict[str, list[Path]]) -> BuiltCatalog:
-    """A catalog of the first photo of each person (file per person), embeddings built and indexed."""
+    """A catalog of the first photo of each person (file per person, one named by catalog.json), built and indexed."""
     from lookalike.embed import build_embeddings
     from lookalike.indexing import build_index
 
@@ -50,6 +51,8 @@ def catalog(tmp_path_factory: pytest.TempPathFactory, faces: dict[str, list[Path
     photos.mkdir()
     for person, paths in faces.items():
         (photos / f"{person}{paths[0].suffix}").symlink_to(paths[0])
+    entries = [{"name": "Barack Obama", "alias": "obama", "role": "politician"}]
+    (photos / "catalog.json").write_text(json.dumps(entries), encoding="utf-8")
     build_embeddings(photos, assets, jitters=0, workers=2, progress=False)
     report = build_index(assets)
     assert report.saved
