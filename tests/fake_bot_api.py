@@ -2352,12 +2352,12 @@ def _dumps(payload: Any) -> bytes:
 
 
 def _max_in_window(times: list[tuple[float, int]], window: float) -> int:
-    """Largest total weight of timestamps inside any half-open interval of length ``window``."""
+    """Largest total weight of timestamps inside any half-open interval ``(t - window, t]``."""
     times = sorted(times)
     best = total = start = 0
-    for at, weight in times:
+    for end, (at, weight) in enumerate(times):
         total += weight
-        while times[start][0] <= at - window:
+        while start <= end and times[start][0] <= at - window:
             total -= times[start][1]
             start += 1
         best = max(best, total)

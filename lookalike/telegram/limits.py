@@ -13,7 +13,7 @@ from telegram.ext import AIORateLimiter
 
 # Methods that put a message in a chat (or change one): these count against Telegram's per-chat limit.
 PACED_PREFIXES = ("send", "edit", "copy", "forward")
-CHAT_INTERVAL = 1.0
+CHAT_INTERVAL = 1.05  # a little over 1 s: timer and network jitter must not squeeze two into one second
 
 
 class PacedRateLimiter(AIORateLimiter):
