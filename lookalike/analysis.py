@@ -40,6 +40,7 @@ class PhotoAnalysis:
     width: int
     height: int
     faces: list[FoundFace]
+    detected: int  # faces found in all; only the largest ``max_faces`` are described
     annotated_jpeg: bytes | None = None
 
 
@@ -62,12 +63,12 @@ def analyze_photo(
 ) -> PhotoAnalysis:
     """Decode ``data`` and describe every face (largest first). Raises NotAnImage, TooLarge or NoFace."""
     rgb = load_rgb(data, limits)
-    faces = analyzer().faces(rgb, options)
+    faces, detected = analyzer().faces(rgb, options)
     if not faces:
         raise NoFace(f"no face found in a {rgb.shape[1]}x{rgb.shape[0]} image")
     found = [FoundFace(f.box, f.eye_distance, f.roll, f.descriptor, face_crop_jpeg(rgb, f)) for f in faces]
     annotated = render_faces(rgb, [f.box for f in faces]) if annotate and len(faces) > 1 else None
-    return PhotoAnalysis(rgb.shape[1], rgb.shape[0], found, annotated)
+    return PhotoAnalysis(rgb.shape[1], rgb.shape[0], found, detected, annotated)
 
 
 def face_crop(rgb: np.ndarray, face: Face | FoundFace, size: int = CROP_SIZE) -> Image.Image:

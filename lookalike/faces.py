@@ -81,10 +81,10 @@ class FaceAnalyzer:
             faces.append(Face(box, points, eye_distance, roll, np.asarray(vector, dtype=np.float32)))
         return faces
 
-    def faces(self, rgb: np.ndarray, options: DetectOptions = DetectOptions()) -> list[Face]:
-        """Every face in the image, largest first, at most ``options.max_faces`` described."""
-        rects = sorted(self.detect(rgb, options), key=lambda r: -r.area())[: options.max_faces]
-        return self.describe(rgb, rects, options.jitters)
+    def faces(self, rgb: np.ndarray, options: DetectOptions = DetectOptions()) -> tuple[list[Face], int]:
+        """The largest ``options.max_faces`` faces described, largest first, and how many were detected in all."""
+        rects = sorted(self.detect(rgb, options), key=lambda r: -r.area())
+        return self.describe(rgb, rects[: options.max_faces], options.jitters), len(rects)
 
 
 def _resize(rgb: np.ndarray, scale: float) -> np.ndarray:

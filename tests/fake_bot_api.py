@@ -22,8 +22,11 @@ helpers (they would freeze the loop and with it the bot); await the ``*_async`` 
     [reply] = await api.wait_for_sent_async(chat_id=42)
 
 The pytest fixture ``fake_bot_api`` (defined at the bottom) yields a started server and fails the test
-if the fake itself crashed.  Enable it with ``pytest_plugins = ["fake_bot_api"]`` in a conftest/test
-module, or build your own fixture around ``with FakeBotApi() as api: yield api``.
+if the fake itself crashed.  Re-export it from ``tests/conftest.py`` with
+``from fake_bot_api import fake_bot_api  # noqa: F401`` (``pytest_plugins`` is not allowed in a
+non-root conftest, and in a test module it triggers an assert-rewrite warning), or write your own
+fixture around ``with FakeBotApi() as api: yield api``.  Outside pytest (benchmarks) put ``tests/`` on
+``sys.path`` or import ``tests.fake_bot_api``.
 
 Public API of :class:`FakeBotApi` (every method is thread-safe):
 
@@ -38,7 +41,10 @@ Injecting what users do (each returns the Update dict that getUpdates will deliv
 Inspecting what the bot did
     ``requests(method, chat_id)`` (everything, incl. failures), ``sent(chat_id, method)`` (successful
     messages), ``last_sent``, ``message(message_id)`` (current state after edits), ``file_bytes``,
-    ``media_bytes(message)``, ``pending_updates``, ``webhook``, ``commands``, ``clear_records``.
+    ``media_bytes(message)``, ``pending_updates``, ``polls_waiting``, ``webhook``, ``commands``,
+    ``clear_records``, ``internal_errors`` / ``assert_no_internal_errors()``.  Each
+    :class:`Request` has ``method, params, files, at, chat_id, status, response, injected`` and
+    helpers ``ok, result, message, messages, text, reply_markup, buttons, upload(name)``.
 Waiting without sleeping
     ``wait_for(predicate, timeout, count)``, ``wait_for_sent(chat_id, count, timeout)``,
     ``wait_for_poller()``, ``wait_until_consumed()`` and their ``*_async`` twins.  They raise
@@ -51,10 +57,15 @@ Fault injection
 Webhooks
     ``setWebhook`` is stored (``api.webhook``); while set, getUpdates answers 409 like Telegram.
     ``deliver_webhook(url, update, secret_token)`` POSTs an update like Telegram (header
-    ``X-Telegram-Bot-Api-Secret-Token``) and returns the HTTP status; ``flush_webhook()``.
+    ``X-Telegram-Bot-Api-Secret-Token``) and returns the HTTP status; ``deliver_webhook_async``
+    (use it when the bot's webhook server runs in your loop); ``flush_webhook()``.
 Rate statistics
     ``max_rate(window=1.0, chat_id=None)`` and ``rate_stats(window=1.0)`` (overall and per chat maximum
     number of messages sent in any window).
+Module helpers
+    ``make_image(width, height)`` -> JPEG bytes, ``detect_entities(text)``, ``utf16_len(text)``,
+    constants ``DEFAULT_TOKEN``, ``DEFAULT_GROUP_ID`` (chat of ``chat_type="group"/"supergroup"``
+    injections), ``MAX_DOWNLOAD_SIZE``, ``MESSAGE_METHODS``.
 
 Emulated Telegram behaviour worth knowing (all of it is what the real API does):
 
@@ -72,6 +83,10 @@ Emulated Telegram behaviour worth knowing (all of it is what the real API does):
 * Unknown method -> 404 ``Not Found`` (PTB raises ``InvalidToken`` for that!); wrong token -> 401.
 * Photos: only the largest PhotoSize is the uploaded/injected file itself; the smaller ones are JPEG
   thumbnails (longest side 90/320/800) made with Pillow.  Telegram would also re-encode the largest.
+  A bot-sent photo Pillow cannot decode -> 400 ``IMAGE_PROCESS_FAILED``.
+* Messages echo back only *inline* keyboards (a ReplyKeyboardMarkup is in ``Request.params`` only).
+* Not emulated: inline mode, payments, chat administration, forum topics, message reactions; any
+  method not listed in ``FakeBotApi._method_table`` answers 404.
 
 Nothing is logged, so the token never appears in logs.
 """
@@ -815,26 +830,33 @@ def make_image(
 
 
 def _photo_variants(data: bytes, sides: Sequence[int]) -> list[tuple[bytes, int, int]] | None:
-    """Telegram-like PhotoSize variants: JPEG thumbnails for each side below the original, then the original."""
+    """Telegram-like PhotoSize variants: JPEG thumbnails for each side below the original, then the original.
+
+    Fast enough for load tests: JPEGs are decoded at a reduced scale (``draft``) and each thumbnail is
+    made from the next bigger one.  None when Pillow cannot decode ``data``.
+    """
     from PIL import Image, ImageOps
 
     try:
         with Image.open(io.BytesIO(data)) as opened:
+            width, height = opened.size
+            if opened.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientation swaps the axes
+                width, height = height, width
+            wanted = sorted((side for side in sides if side < max(width, height)), reverse=True)
+            if wanted:
+                opened.draft("RGB", (wanted[0], wanted[0]))
+            opened.load()
             image = (ImageOps.exif_transpose(opened) or opened).convert("RGB")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
-    width, height = image.size
-    variants: list[tuple[bytes, int, int]] = []
-    for side in sorted(sides):
-        if max(width, height) <= side:
-            break
-        thumb = image.copy()
-        thumb.thumbnail((side, side))
+    thumbs: list[tuple[bytes, int, int]] = []
+    for side in wanted:
+        image = image.copy()
+        image.thumbnail((side, side), Image.Resampling.BILINEAR)  # good enough, 2-3x faster than LANCZOS
         buffer = io.BytesIO()
-        thumb.save(buffer, "JPEG", quality=80)
-        variants.append((buffer.getvalue(), thumb.width, thumb.height))
-    variants.append((data, width, height))
-    return variants
+        image.save(buffer, "JPEG", quality=80)
+        thumbs.append((buffer.getvalue(), image.width, image.height))
+    return [*reversed(thumbs), (data, width, height)]
 
 
 def _sticker_image() -> bytes:
@@ -901,6 +923,7 @@ class FakeBotApi:
         self._files: dict[str, StoredFile] = {}
         self._files_by_path: dict[str, StoredFile] = {}
         self._media_objects: dict[str, tuple[str, Any]] = {}  # file_id -> (kind, Telegram object)
+        self._variant_cache: dict[tuple[bytes, tuple[int, ...]], list[tuple[bytes, int, int]] | None] = {}
         self._callback_queries: dict[str, JSON] = {}
         self._faults: list[_Fault] = []
         self._blocked: set[ChatId] = set()
@@ -1003,7 +1026,7 @@ class FakeBotApi:
         language_code: str | None = None,
         is_premium: bool | None = None,
     ) -> JSON:
-        """Customise the User object sent for ``user_id`` (defaults: first_name "User<id>", username "user<id>")."""
+        """Customise the User object sent for ``user_id`` (defaults: "User<id>", "user<id>", language "en")."""
         with self._cond:
             user = self._user(user_id)
             for key, value in (
@@ -1092,11 +1115,15 @@ class FakeBotApi:
         text: str,
         chat_id: ChatId | None = None,
         chat_type: str = "private",
-        language_code: str | None = "en",
+        language_code: str | None = None,
         reply_to: int | Mapping[str, Any] | None = None,
         entities: list[JSON] | None = None,
     ) -> JSON:
-        """A user writes ``text``; /commands, @mentions and URLs get entities like Telegram adds them."""
+        """A user writes ``text``; /commands, @mentions and URLs get entities like Telegram adds them.
+
+        ``language_code`` (users default to "en") sticks to the user for later messages; ``entities=[]``
+        sends none.
+        """
         content: JSON = {"text": text}
         found = detect_entities(text) if entities is None else entities
         if found:
@@ -1199,12 +1226,13 @@ class FakeBotApi:
         width: int = 320,
         height: int = 240,
         file_name: str = "animation.mp4",
+        file_size: int | None = None,
         chat_id: ChatId | None = None,
         chat_type: str = "private",
     ) -> JSON:
         """A user sends a GIF; like Telegram the message has both ``animation`` and ``document``."""
         animation = self._new_media(
-            "animation", data, file_name=file_name, duration=duration, width=width, height=height
+            "animation", data, file_name=file_name, file_size=file_size, duration=duration, width=width, height=height
         )
         document = {k: animation[k] for k in ("file_id", "file_unique_id", "file_name", "mime_type", "file_size")}
         content: JSON = {"animation": animation, "document": document, **self._caption_fields(caption)}
@@ -1602,7 +1630,13 @@ class FakeBotApi:
     def _user(self, user_id: int) -> JSON:
         user = self._users.get(user_id)
         if user is None:
-            user = {"id": user_id, "is_bot": False, "first_name": f"User{user_id}", "username": f"user{user_id}"}
+            user = {
+                "id": user_id,
+                "is_bot": False,
+                "first_name": f"User{user_id}",
+                "username": f"user{user_id}",
+                "language_code": "en",
+            }
             self._users[user_id] = user
         return user
 
@@ -1677,7 +1711,13 @@ class FakeBotApi:
         file_size: int | None = None,
         strict: bool = True,
     ) -> list[JSON]:
-        variants = _photo_variants(data, sides)  # Pillow work happens outside the lock
+        key = (hashlib.sha1(data).digest(), tuple(sides))
+        with self._cond:
+            variants = self._variant_cache.get(key)
+        if variants is None:
+            variants = _photo_variants(data, sides)  # Pillow work happens outside the lock
+            with self._cond:
+                self._variant_cache[key] = variants
         if variants is None:
             if strict:
                 raise _bad("IMAGE_PROCESS_FAILED")
@@ -2386,6 +2426,8 @@ class _HttpServer(ThreadingHTTPServer):
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as httpx's connection pool expects
+    disable_nagle_algorithm = True  # and one buffered write per response: else ~40 ms delayed-ACK stalls
+    wbufsize = 64 * 1024  # handle_one_request() flushes after each response
     server: _HttpServer
 
     def setup(self) -> None:

@@ -16,7 +16,15 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from fake_bot_api import MAX_DOWNLOAD_SIZE, FakeBotApi, WaitTimeout, detect_entities, make_image, utf16_len
+from fake_bot_api import (
+    DEFAULT_GROUP_ID,
+    MAX_DOWNLOAD_SIZE,
+    FakeBotApi,
+    WaitTimeout,
+    detect_entities,
+    make_image,
+    utf16_len,
+)
 from PIL import Image
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Update
 from telegram.error import (
@@ -468,6 +476,27 @@ def test_reply_to_message_round_trip(api: FakeBotApi) -> None:
     run(scenario())
     follow_up = api.send_text(4, "спасибо", reply_to=api.sent(4)[0].message["message_id"])  # type: ignore[index]
     assert follow_up["message"]["reply_to_message"]["text"] == "ответ"
+
+
+def test_group_chat_messages_and_buttons(api: FakeBotApi) -> None:
+    api.set_user(5, first_name="Ира", language_code="ru")
+    api.send_text(5, "/who@lookalike_test_bot", chat_type="supergroup")
+    api.send_text(6, "просто болтаем", chat_type="supergroup")
+
+    async def scenario() -> None:
+        async with api.bot() as bot:
+            command, chatter = (u.message for u in await bot.get_updates())
+            assert command.chat.type == "supergroup" and command.chat.id == DEFAULT_GROUP_ID
+            assert command.from_user.language_code == "ru" and command.from_user.first_name == "Ира"
+            assert chatter.from_user.id == 6 and chatter.entities == ()
+            answer = await command.reply_text("Кто?", reply_markup=keyboard("x"))
+            assert answer.chat.title == "Test group"
+
+    run(scenario())
+    [answer] = api.sent(DEFAULT_GROUP_ID)
+    update = api.press_button(6, answer.message["message_id"], "x", chat_id=DEFAULT_GROUP_ID)  # type: ignore[index]
+    assert update["callback_query"]["message"]["chat"]["id"] == DEFAULT_GROUP_ID
+    assert update["callback_query"]["from"]["id"] == 6
 
 
 # --------------------------------------------------------------------------------------- webhooks

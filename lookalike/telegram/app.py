@@ -39,8 +39,8 @@ def build_application(settings: Settings, service: Service, polling: bool) -> Ap
         .rate_limiter(PacedRateLimiter())
         .concurrent_updates(CONCURRENT_UPDATES)
         .connect_timeout(10)
-        .read_timeout(30)
-        .write_timeout(30)
+        .read_timeout(settings.api_timeout)
+        .write_timeout(settings.api_timeout)
         .get_updates_read_timeout(40)
     )
     if not polling:

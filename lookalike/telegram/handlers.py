@@ -7,12 +7,12 @@ import contextlib
 import html
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import PurePath
 
 from telegram import Document, Message, MessageEntity, PhotoSize, Update
 from telegram.constants import ChatAction, ChatType, ParseMode
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError, TimedOut
 from telegram.ext import ContextTypes
 
 from lookalike.analysis import PhotoAnalysis, analyze_photo
@@ -28,6 +28,7 @@ from lookalike.telegram.texts import language, percent, text
 
 log = logging.getLogger("lookalike.bot")
 MORE_MATCHES = 4
+RETRY_BACKOFF = (0.5, 2.0)  # seconds before the 2nd and 3rd attempt of a reply
 
 
 def service(context: ContextTypes.DEFAULT_TYPE) -> Service:
@@ -40,17 +41,33 @@ def lang_of(update: Update) -> str:
 
 
 async def reply(update: Update, key: str, **values: object) -> None:
-    """A text answer to the message that asked; a user who blocked the bot is logged and skipped."""
+    """A text answer to the message that asked."""
     message = update.effective_message
     if message is not None:
-        await _deliver(message.reply_text(text(lang_of(update), key, **values), parse_mode=ParseMode.HTML))
+        body = text(lang_of(update), key, **values)
+        await deliver(lambda: message.reply_text(body, parse_mode=ParseMode.HTML))
 
 
-async def _deliver(sending) -> Message | None:
-    try:
-        return await sending
-    except Forbidden as exc:
-        log.info("user unreachable", extra={"reason": str(exc)})
+async def deliver(send: Callable[[], Awaitable[Message]]) -> Message | None:
+    """Send, retrying transient Bot API failures (5xx, connection errors) twice with a short backoff.
+
+    A user who blocked the bot (403) or a request that timed out (it may have been delivered: retrying could
+    answer twice) is dropped with one log line. RetryAfter (429) is handled below us, by the rate limiter.
+    """
+    for attempt in range(len(RETRY_BACKOFF) + 1):
+        try:
+            return await send()
+        except Forbidden as exc:
+            log.info("user unreachable", extra={"reason": str(exc)})
+            return None
+        except TimedOut:
+            log.warning("reply timed out, dropped")
+            return None
+        except NetworkError as exc:
+            if attempt == len(RETRY_BACKOFF):
+                log.warning("reply failed, dropped", extra={"error": str(exc)})
+                return None
+            await asyncio.sleep(RETRY_BACKOFF[attempt])
     return None
 
 
@@ -99,7 +116,7 @@ async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         f"<b>Queue</b>: {svc.pool.queue_depth} waiting, {svc.pool.busy_workers}/{svc.pool.size} workers busy, "
         f"{svc.pool.restarts} restarts\n<b>Top matches</b>:\n{top or '  none yet'}"
     )
-    await _deliver(update.effective_message.reply_text(body, parse_mode=ParseMode.HTML))
+    await deliver(lambda: update.effective_message.reply_text(body, parse_mode=ParseMode.HTML))
 
 
 # --- photos ---------------------------------------------------------------------------------------------------
@@ -250,16 +267,16 @@ async def _send_result(
     if not several:
         await send_card(message, svc, lang, token, 0, analysis.faces[0].crop_jpeg, matches[0])
         return
-    lines = [text(lang, "faces_header", count=len(faces))]
+    lines = [text(lang, "faces_header", count=analysis.detected)]
     lines += [
         text(lang, "face_line", n=n, name=html.escape(m[0].name), similarity=percent(m[0].similarity))
         for n, m in enumerate(matches, 1)
     ]
-    if len(faces) >= svc.settings.max_faces:
-        lines.append(text(lang, "faces_limit", limit=svc.settings.max_faces))
+    if analysis.detected > len(faces):
+        lines.append(text(lang, "faces_limit", limit=len(faces)))
     lines.append(text(lang, "faces_more"))
-    await _deliver(
-        message.reply_photo(
+    await deliver(
+        lambda: message.reply_photo(
             analysis.annotated_jpeg,
             caption="\n".join(lines),
             parse_mode=ParseMode.HTML,
@@ -277,8 +294,8 @@ async def send_card(
     card = await asyncio.to_thread(_render, crop_jpeg, best)
     svc.metrics.stage.labels("render").observe(time.perf_counter() - stage)
     caption = card_caption(lang, svc.settings.link_template, matches)
-    await _deliver(
-        message.reply_photo(
+    await deliver(
+        lambda: message.reply_photo(
             card,
             caption=caption,
             parse_mode=ParseMode.HTML,

@@ -1,0 +1,1 @@
+"""Benchmarks: `python bench/run.py [--quick]` regenerates bench/RESULTS.md and the plots."""

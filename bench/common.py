@@ -1,0 +1,160 @@
+"""Shared helpers for the benchmarks: the dev set, a dev catalog, timing statistics, memory, Markdown tables.
+
+Every section returns a ``Section`` (Markdown text plus raw numbers) so that ``run.py`` can write RESULTS.md and
+the plots from one place, and ``capacity.py`` can reuse what the other sections measured.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+FACES = Path(os.environ.get("LOOKALIKE_FACES", ROOT.parent / "shared" / "faces"))
+WORK = Path(os.environ.get("LOOKALIKE_BENCH_TMP", "/tmp/lookalike-bench"))  # built catalogs: never in the repo
+
+if str(ROOT) not in sys.path:  # `python bench/run.py` puts bench/ first, not the project root
+    sys.path.insert(0, str(ROOT))
+
+
+@dataclass
+class Section:
+    """One part of RESULTS.md: its Markdown body and the raw numbers behind it (for plots and the capacity model)."""
+
+    title: str
+    markdown: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, text: str) -> None:
+        self.markdown += text.rstrip() + "\n\n"
+        print(text.rstrip() + "\n", flush=True)
+
+
+def _photo_key(path: Path) -> tuple[int, str]:
+    return (int(path.stem), path.suffix) if path.stem.isdigit() else (10**9, path.name)
+
+
+@cache
+def person_photos() -> dict[str, list[Path]]:
+    """Every person of the dev set and their photos in numeric order (same order as tests/conftest.py)."""
+    if not FACES.is_dir():
+        raise SystemExit(f"{FACES} not found: the benchmarks read real faces from ../shared/faces")
+    return {
+        d.name: sorted((p for p in d.iterdir() if p.is_file()), key=_photo_key)
+        for d in sorted(FACES.iterdir())
+        if d.is_dir()
+    }
+
+
+def big_query_photos(limit: int, min_side: int = 1200) -> list[Path]:
+    """Dev photos that are not in the one-photo-per-person catalog and large enough to be scaled *down* to 1280."""
+    found = []
+    for paths in person_photos().values():
+        for path in paths[1:]:
+            with Image.open(path) as im:
+                if im.format == "JPEG" and max(im.size) >= min_side:
+                    found.append(path)
+                    break  # one per person: more identities rather than more of one face
+    return found[:limit]
+
+
+def scaled_jpeg(path: Path, long_side: int, quality: int = 87) -> bytes:
+    """The photo as Telegram would send it: long side ``long_side`` px, re-encoded as JPEG."""
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        scale = long_side / max(im.size)
+        size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+        out = io.BytesIO()
+        im.resize(size, Image.Resampling.LANCZOS).save(out, "JPEG", quality=quality)
+        return out.getvalue()
+
+
+@dataclass(frozen=True)
+class DevCatalog:
+    """The tests' dev catalog (first photo of each person) built into WORK, and the remaining photos as queries."""
+
+    assets: Path
+    queries: dict[str, list[Path]]
+
+
+def dev_catalog() -> DevCatalog:
+    """Build (once, cached in WORK) the same catalog as tests/conftest.py; returns where it is and the queries."""
+    from lookalike.embed import build_embeddings
+    from lookalike.indexing import build_index
+
+    faces = person_photos()
+    root = WORK / "dev-catalog"
+    photos, assets = root / "photos", root / "assets"
+    if not (assets / "index.json").is_file():
+        photos.mkdir(parents=True, exist_ok=True)
+        for person, paths in faces.items():
+            link = photos / f"{person}{paths[0].suffix}"
+            if not link.is_symlink():
+                link.symlink_to(paths[0])
+        build_embeddings(photos, assets, jitters=0, workers=2, progress=False)
+        build_index(assets)
+    return DevCatalog(assets, {p: paths[1:] for p, paths in faces.items() if len(paths) > 1})
+
+
+def timed(func: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """``func(*args)`` and its wall time in seconds."""
+    start = time.perf_counter()
+    result = func(*args)
+    return result, time.perf_counter() - start
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else float("nan")
+
+
+def rss_mb() -> float:
+    """Current resident set size of this process in MiB (VmRSS)."""
+    return _status_kb("VmRSS") / 1024
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB (VmHWM)."""
+    return _status_kb("VmHWM") / 1024
+
+
+def _status_kb(key: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return float(line.split()[1])
+    return float("nan")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table; floats get 3 significant digits unless already formatted."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "–"
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1000.0
