@@ -158,3 +158,8 @@ def _cell(value: Any) -> str:
 
 def ms(seconds: float) -> float:
     return seconds * 1000.0
+
+
+def verdict(ok: bool) -> str:
+    """How a target reads in RESULTS.md."""
+    return "met" if ok else "**missed**"

@@ -14,6 +14,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    Defaults,
     MessageHandler,
     filters,
 )
@@ -37,6 +38,7 @@ def build_application(settings: Settings, service: Service, polling: bool) -> Ap
         .base_url(settings.base_url)
         .base_file_url(settings.base_file_url)
         .rate_limiter(PacedRateLimiter())
+        .defaults(Defaults(do_quote=True))  # answers quote the photo they are about (users send several at once)
         .concurrent_updates(CONCURRENT_UPDATES)
         .connect_timeout(10)
         .read_timeout(settings.api_timeout)
