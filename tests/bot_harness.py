@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fake_bot_api import FakeBotApi
+
 from lookalike.config import Settings
 from lookalike.telegram.app import serve
 

@@ -14,9 +14,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
 from fake_bot_api import FakeBotApi
+from PIL import Image
 from procs import tree_rss
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,21 +63,39 @@ class BotProcess:
     """``python bot.py`` against the fake, with a metrics port; stopped with SIGTERM like systemd does."""
 
     def __init__(self, api: FakeBotApi, assets: Path, workdir: Path, metrics_port: int, workers: int) -> None:
-        env = {**os.environ, "TELEGRAM_TOKEN": api.token, "LOOKALIKE_BASE_URL": api.base_url,
-               "LOOKALIKE_BASE_FILE_URL": api.base_file_url, "LOOKALIKE_PHOTOS_PER_MINUTE": "1000",
-               "LOOKALIKE_QUEUE_SIZE": "1000", "LOOKALIKE_METRICS_PORT": str(metrics_port)}
+        env = {
+            **os.environ,
+            "TELEGRAM_TOKEN": api.token,
+            "LOOKALIKE_BASE_URL": api.base_url,
+            "LOOKALIKE_BASE_FILE_URL": api.base_file_url,
+            "LOOKALIKE_PHOTOS_PER_MINUTE": "1000",
+            "LOOKALIKE_QUEUE_SIZE": "1000",
+            "LOOKALIKE_METRICS_PORT": str(metrics_port),
+        }
         self.metrics_port = metrics_port
         self.process = subprocess.Popen(
-            [sys.executable, "bot.py", "--assets", str(assets), "--workers", str(workers),
-             "--feedback-db", str(workdir / "soak.sqlite3")],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(workdir / "soak.log").open("ab"),
+            [
+                sys.executable,
+                "bot.py",
+                "--assets",
+                str(assets),
+                "--workers",
+                str(workers),
+                "--feedback-db",
+                str(workdir / "soak.sqlite3"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=(workdir / "soak.log").open("ab"),
         )
 
     def requests_total(self) -> float:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         body = urllib.request.urlopen(url, timeout=5).read().decode()
-        return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
-                   if line.startswith("lookalike_requests_total{"))
+        return sum(
+            float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line.startswith("lookalike_requests_total{")
+        )
 
     def rss(self) -> int:
         return tree_rss(self.process.pid)
@@ -90,8 +107,16 @@ class BotProcess:
 
 
 def run_soak(
-    api: FakeBotApi, assets: Path, workdir: Path, photos: list[bytes], total: int, users: int,
-    rate: float, metrics_port: int, workers: int = 2, warmup: int = 30,
+    api: FakeBotApi,
+    assets: Path,
+    workdir: Path,
+    photos: list[bytes],
+    total: int,
+    users: int,
+    rate: float,
+    metrics_port: int,
+    workers: int = 2,
+    warmup: int = 30,
 ) -> SoakReport:
     """Offer ``total`` photos from ``users`` users at ``rate`` per second; restart the bot halfway."""
     bot = BotProcess(api, assets, workdir, metrics_port, workers)

@@ -6,15 +6,14 @@ import io
 import sqlite3
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from bot_harness import bot_settings, running_bot
 from conftest import BuiltCatalog
 from fake_bot_api import FakeBotApi
 from images_corpus import encode
+from PIL import Image
+
 from lookalike.telegram.texts import TEXTS
 
 EN, RU = TEXTS["en"], TEXTS["ru"]
@@ -109,8 +108,9 @@ def test_votes_are_stored_without_the_photo(api: FakeBotApi, bot, user: int, cat
         pytest.param(lambda api, u: api.send_text(u, "/start"), "help", id="start"),
         pytest.param(lambda api, u: api.send_text(u, "/help"), "help", id="help"),
         pytest.param(lambda api, u: api.send_sticker(u), "sticker", id="sticker"),
-        pytest.param(lambda api, u: api.send_document(u, b"%PDF-1.4 fake", "cv.pdf", "application/pdf"), "not_a_photo",
-                     id="pdf"),
+        pytest.param(
+            lambda api, u: api.send_document(u, b"%PDF-1.4 fake", "cv.pdf", "application/pdf"), "not_a_photo", id="pdf"
+        ),
         pytest.param(lambda api, u: api.send_video(u), "video", id="video"),
         pytest.param(lambda api, u: api.send_animation(u), "video", id="gif"),
         pytest.param(lambda api, u: api.send_text(u, "/lookalike"), "reply_to_photo", id="lookalike-alone"),
@@ -176,14 +176,17 @@ def test_group_photo_needs_a_mention_a_reply_or_lookalike(api: FakeBotApi, bot, 
     group, member = -100_000_000_001, next(_users)
     photo = catalog.queries["hugo_chavez"][0].read_bytes()
     plain = api.send_photo(member, photo, chat_id=group, chat_type="supergroup")["message"]
-    mention = api.send_photo(member, photo, caption=f"who is this @{api.bot_user['username']}?", chat_id=group,
-                             chat_type="supergroup")["message"]
+    mention = api.send_photo(
+        member, photo, caption=f"who is this @{api.bot_user['username']}?", chat_id=group, chat_type="supergroup"
+    )["message"]
     [first] = api.wait_for_sent(chat_id=group, method="sendPhoto", timeout=30)
     assert "Hugo Chavez" in first.message["caption"]
-    to_bot = api.send_photo(member, photo, chat_id=group, chat_type="supergroup",
-                            reply_to=first.message["message_id"])["message"]
-    command = api.send_text(member, "/lookalike", chat_id=group, chat_type="supergroup",
-                            reply_to=plain["message_id"])["message"]
+    to_bot = api.send_photo(member, photo, chat_id=group, chat_type="supergroup", reply_to=first.message["message_id"])[
+        "message"
+    ]
+    command = api.send_text(member, "/lookalike", chat_id=group, chat_type="supergroup", reply_to=plain["message_id"])[
+        "message"
+    ]
     cards = api.wait_for_sent(chat_id=group, method="sendPhoto", count=3, timeout=30)
     assert all("Hugo Chavez" in c.message["caption"] for c in cards)
     answered = {c.message["reply_to_message"]["message_id"] for c in cards}

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from bot_harness import bot_settings, running_bot
 from conftest import ROOT, BuiltCatalog
 from fake_bot_api import FakeBotApi
+
 from lookalike.telegram.texts import TEXTS
 
 EN = TEXTS["en"]
@@ -38,12 +38,30 @@ def free_port() -> int:
 
 
 def start_bot_py(api: FakeBotApi, assets: Path, tmp: Path, log: Path, *flags: str) -> subprocess.Popen:
-    env = {**os.environ, "TELEGRAM_TOKEN": api.token, "LOOKALIKE_BASE_URL": api.base_url,
-           "LOOKALIKE_BASE_FILE_URL": api.base_file_url}
+    env = {
+        **os.environ,
+        "TELEGRAM_TOKEN": api.token,
+        "LOOKALIKE_BASE_URL": api.base_url,
+        "LOOKALIKE_BASE_FILE_URL": api.base_file_url,
+    }
     return subprocess.Popen(
-        [sys.executable, "bot.py", "--assets", str(assets), "--workers", "1", "--feedback-db", str(tmp / "f.db"),
-         "--log-level", "DEBUG", *flags],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log.open("ab"),
+        [
+            sys.executable,
+            "bot.py",
+            "--assets",
+            str(assets),
+            "--workers",
+            "1",
+            "--feedback-db",
+            str(tmp / "f.db"),
+            "--log-level",
+            "DEBUG",
+            *flags,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("ab"),
     )
 
 

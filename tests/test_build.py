@@ -95,11 +95,24 @@ def test_unusable_photos_are_skipped_with_reasons(photos: Path, tmp_path: Path, 
         pair.paste(Image.open(path).convert("RGB").resize((400, 500)), (x, 0))
     (photos / "obama" / "pair.jpg").write_bytes(encode(pair))
 
-    run = _run("build_embeddings.py", "--photos", str(photos), "--assets", str(tmp_path / "a"), "--jitters", "0",
-               "--workers", "2", "--quiet")
+    run = _run(
+        "build_embeddings.py",
+        "--photos",
+        str(photos),
+        "--assets",
+        str(tmp_path / "a"),
+        "--jitters",
+        "0",
+        "--workers",
+        "2",
+        "--quiet",
+    )
     assert run.returncode == 0, run.stderr
-    skipped = {line.split(":")[0].removeprefix("skipped "): line for line in run.stdout.splitlines()
-               if line.startswith("skipped")}
+    skipped = {
+        line.split(":")[0].removeprefix("skipped "): line
+        for line in run.stdout.splitlines()
+        if line.startswith("skipped")
+    }
     assert "no face" in skipped[str(photos / "madonna" / "landscape.png")]
     assert "not_an_image" in skipped[str(photos / "madonna" / "broken.jpg")]
     assert "faces" in skipped[str(photos / "obama" / "pair.jpg")]
@@ -120,16 +133,19 @@ def test_build_index_cli_checks_recall(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(4000, 128)).astype(np.float32)
     people = {f"p{i}": Person(f"p{i}", f"P {i}") for i in range(400)}
-    records = [PhotoRecord(f"p{i % 400}/{i}.jpg", f"{i:064x}", f"p{i % 400}", (0, 0, 1, 1), 30.0, 0.0, "thumbs/x.jpg")
-               for i in range(4000)]
+    records = [
+        PhotoRecord(f"p{i % 400}/{i}.jpg", f"{i:064x}", f"p{i % 400}", (0, 0, 1, 1), 30.0, 0.0, "thumbs/x.jpg")
+        for i in range(4000)
+    ]
     Store(people, records, vectors).save(tmp_path)
 
     weak = _run("build_index.py", "--assets", str(tmp_path), "--M", "2", "--ef-construction", "2", "--ef-search", "1")
     assert weak.returncode == 1 and "not saved" in weak.stderr
     assert not (tmp_path / INDEX_FILE).exists()
 
-    forced = _run("build_index.py", "--assets", str(tmp_path), "--M", "2", "--ef-construction", "2",
-                  "--ef-search", "1", "--force")
+    forced = _run(
+        "build_index.py", "--assets", str(tmp_path), "--M", "2", "--ef-construction", "2", "--ef-search", "1", "--force"
+    )
     assert forced.returncode == 0 and (tmp_path / INDEX_FILE).exists()
 
     good = _run("build_index.py", "--assets", str(tmp_path))

@@ -10,15 +10,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from bot_harness import bot_settings, running_bot
 from conftest import BuiltCatalog
 from fake_bot_api import FakeBotApi
 from images_corpus import encode, huge_small_jpeg, png_bomb, with_orientation
-from lookalike.telegram.texts import TEXTS
+from PIL import Image
 from procs import rss_bytes, spawn_workers
 from test_bot_modes import free_port
+
+from lookalike.telegram.texts import TEXTS
 
 EN = TEXTS["en"]
 CARD = "card"  # the outcome "a sendPhoto card naming someone"
@@ -115,8 +115,11 @@ def _send(api: FakeBotApi, user: int, data: bytes, how: str, name: str) -> None:
 
 
 def _mime(suffix: str) -> str:
-    return {".heic": "image/heic", ".avif": "image/avif", ".png": "image/png", ".gif": "image/gif"}[suffix] \
-        if suffix != ".jpg" else "image/jpeg"
+    return (
+        {".heic": "image/heic", ".avif": "image/avif", ".png": "image/png", ".gif": "image/gif"}[suffix]
+        if suffix != ".jpg"
+        else "image/jpeg"
+    )
 
 
 def test_bad_input_corpus_gets_defined_answers(api: FakeBotApi, bot, catalog: BuiltCatalog, metrics_port: int) -> None:
@@ -183,6 +186,10 @@ def test_bot_api_errors_are_retried_or_dropped(api: FakeBotApi, bot, catalog: Bu
     time.sleep(3.5)
     assert len(api.requests("sendMessage", chat_id=20_301)) == 1
     assert len(api.requests("sendMessage", chat_id=20_302)) == 1
+
+    api.fail_next("download", status=502)  # the photo itself cannot be fetched: an apology, not silence
+    api.send_photo(20_304, photo)
+    assert api.wait_for_sent(chat_id=20_304, timeout=30)[0].message["text"] == EN["failed"]
 
     api.send_text(20_303, "/help")  # and the bot carries on
     assert api.wait_for_sent(chat_id=20_303, timeout=10)[0].message["text"].startswith("👋")

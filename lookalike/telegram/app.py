@@ -56,7 +56,7 @@ def build_application(settings: Settings, service: Service, polling: bool) -> Ap
             CommandHandler("lookalike", handlers.on_lookalike),
             CommandHandler("stats", handlers.on_stats),
             MessageHandler(filters.PHOTO, handlers.on_photo),
-            MessageHandler(filters.ANIMATION | filters.VIDEO | filters.VIDEO_NOTE, handlers.on_video),
+            MessageHandler((filters.ANIMATION | filters.VIDEO | filters.VIDEO_NOTE) & private, handlers.on_video),
             MessageHandler(filters.Document.ALL, handlers.on_document),
             MessageHandler(filters.Sticker.ALL & private, handlers.on_sticker),
             MessageHandler(filters.TEXT & ~filters.COMMAND & private, handlers.on_text),

@@ -143,6 +143,8 @@ def addressed_to_bot(message: Message, bot_id: int, username: str) -> bool:
 async def on_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A photo, or an image sent as a file: in private chats always, in groups when addressed to us."""
     message = update.effective_message
+    if update.effective_user is None:  # channel posts: nobody to answer
+        return
     if message.chat.type != ChatType.PRIVATE and not addressed_to_bot(message, context.bot.id, context.bot.username):
         return
     await answer_photo(update, context, message)
@@ -182,6 +184,10 @@ async def answer_photo(update: Update, context: ContextTypes.DEFAULT_TYPE, photo
             stage = time.perf_counter()
             await _send_result(update, context, svc, analysis, matches)
             svc.metrics.stage.labels("send").observe(time.perf_counter() - stage)
+    except Exception:
+        outcome = "error"
+        log.exception("photo failed", extra={"user": user.id})
+        await reply(update, "failed")  # never silence: the user hears something went wrong
     finally:
         seconds = time.perf_counter() - started
         svc.metrics.requests.labels(outcome).inc()
@@ -224,8 +230,9 @@ async def _analyse(
     stage = time.perf_counter()
     try:
         data = bytes(await (await file.get_file()).download_as_bytearray())
-    except BadRequest as exc:
-        too_big = "too big" in str(exc).lower()
+    except TelegramError as exc:
+        too_big = isinstance(exc, BadRequest) and "too big" in str(exc).lower()
+        log.warning("download failed", extra={"user": update.effective_user.id, "error": type(exc).__name__})
         await reply(update, "file_too_big" if too_big else "failed")
         return ("file_too_big" if too_big else "download_failed"), None, []
     svc.metrics.stage.labels("download").observe(time.perf_counter() - stage)
