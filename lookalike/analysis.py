@@ -72,15 +72,12 @@ def analyze_photo(
 
 
 def face_crop(rgb: np.ndarray, face: Face | FoundFace, size: int = CROP_SIZE) -> Image.Image:
-    """A square crop centred on the face with some margin, padded with grey where it leaves the image."""
+    """A square crop centred on the face with some margin (black where it leaves the image), ``size`` px."""
     left, top, right, bottom = face.box
     side = max(right - left, bottom - top) * (1 + 2 * CROP_MARGIN)
     cx, cy = (left + right) / 2, (top + bottom) / 2
     box = (round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2))
-    image = Image.fromarray(rgb)
-    canvas = Image.new("RGB", (box[2] - box[0], box[3] - box[1]), (128, 128, 128))
-    canvas.paste(image.crop(box), (0, 0))
-    return canvas.resize((size, size), Image.Resampling.LANCZOS)
+    return Image.fromarray(rgb).crop(box).resize((size, size), Image.Resampling.LANCZOS)
 
 
 def face_crop_jpeg(rgb: np.ndarray, face: Face | FoundFace, size: int = CROP_SIZE) -> bytes:
