@@ -27,3 +27,23 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check .
+
+# Benchmarks (bench/README.md): all figures of bench/RESULTS.md and its plots, regenerated in one run.
+bench: setup
+	$(BIN)/python bench/run.py
+
+bench-quick: setup
+	$(BIN)/python bench/run.py --quick
+
+# Optional: replace dlib-bin with dlib compiled here against OpenBLAS (~15 min on 2 cores; figures and
+# trade-offs in bench/RESULTS.md). Needs `apt-get install libopenblas-dev cmake build-essential python3-dev`.
+# Undo: `.venv/bin/pip uninstall -y dlib && .venv/bin/pip install dlib-bin==20.0.1.post1`.
+DLIB_VERSION ?= 20.0.1
+dlib-openblas: setup
+	@test -e /usr/lib/x86_64-linux-gnu/libopenblas.so || test -e /usr/lib/libopenblas.so || \
+		{ echo "libopenblas not found: apt-get install libopenblas-dev cmake build-essential"; exit 1; }
+	DLIB_USE_BLAS=ON DLIB_USE_LAPACK=ON DLIB_USE_CUDA=OFF CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+		$(BIN)/pip wheel --no-deps --no-binary dlib dlib==$(DLIB_VERSION) --wheel-dir $(VENV)/dlib-openblas
+	$(BIN)/pip uninstall --yes dlib-bin
+	$(BIN)/pip install --no-index --find-links $(VENV)/dlib-openblas dlib==$(DLIB_VERSION)
+	$(BIN)/python -c "import dlib; assert dlib.DLIB_USE_BLAS, 'built without BLAS'; print('dlib', dlib.__version__, 'BLAS on')"

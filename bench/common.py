@@ -163,3 +163,31 @@ def ms(seconds: float) -> float:
 def verdict(ok: bool) -> str:
     """How a target reads in RESULTS.md."""
     return "met" if ok else "**missed**"
+
+
+def alternate_interpreters(
+    configs: dict[str, tuple[str, dict[str, str]]], module: str, args: list[str], rounds: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Run ``python -m module *args`` once per configuration per round, alternating the order every round.
+
+    ``configs`` maps a name to (interpreter, extra environment); each run must print one JSON object as its last
+    line. Used to compare builds of a native library that cannot live in one process side by side.
+    """
+    import json
+    import subprocess
+
+    names = list(configs)
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for turn in range(rounds):
+        for name in names if turn % 2 == 0 else names[::-1]:
+            python, extra = configs[name]
+            done = subprocess.run(
+                [python, "-m", module, *args],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT), **extra},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            out[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return out

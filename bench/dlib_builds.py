@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
-from bench.common import ROOT, Section, median, table
+from bench.common import Section, alternate_interpreters, median, table
 
 OPENBLAS_PYTHON = Path(os.environ.get("LOOKALIKE_OPENBLAS_PYTHON", "/tmp/venv-openblas/bin/python"))
 
@@ -72,21 +71,10 @@ def run(quick: bool) -> list[Section]:
         )
         return [section]
     rounds, reps = (2, 1) if quick else (4, 2)
-    samples: dict[str, dict[str, list[float]]] = {name: {"descriptor": [], "photo": []} for name in configs}
-    info: dict[str, str] = {}
+    runs = alternate_interpreters(configs, "bench.dlib_builds", ["--worker", str(reps)], rounds)
     names = list(configs)
-    for turn in range(rounds):
-        for name in names if turn % 2 == 0 else names[::-1]:
-            python, extra = configs[name]
-            out = subprocess.run(
-                [python, "-m", "bench.dlib_builds", "--worker", str(reps)],
-                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **extra},
-                capture_output=True, text=True, check=True,
-            )
-            result = json.loads(out.stdout.strip().splitlines()[-1])
-            samples[name]["descriptor"] += result["descriptor"]
-            samples[name]["photo"] += result["photo"]
-            info[name] = f"BLAS {'on' if result['blas'] else 'off'}"
+    samples = {name: {k: [x for r in runs[name] for x in r[k]] for k in ("descriptor", "photo")} for name in names}
+    info = {name: f"BLAS {'on' if runs[name][0]['blas'] else 'off'}" for name in names}
     base = {k: median(samples["dlib-bin"][k]) for k in ("descriptor", "photo")}
     rows = []
     for name in names:

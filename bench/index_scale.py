@@ -64,8 +64,11 @@ def shape_check(section: Section, quick: bool) -> None:
             [
                 ["nearest other person", f"{median(list(real_d)):.3f}", f"{median(list(synth_d)):.3f}"],
                 ["same person, two photos", "~0.35 (dlib's model)", f"{median(same):.3f}"],
-                ["vector norm", f"{median(list(np.linalg.norm(real.vectors, axis=1))):.3f}",
-                 f"{median(list(np.linalg.norm(synth.vectors, axis=1))):.3f}"],
+                [
+                    "vector norm",
+                    f"{median(list(np.linalg.norm(real.vectors, axis=1))):.3f}",
+                    f"{median(list(np.linalg.norm(synth.vectors, axis=1))):.3f}",
+                ],
             ],
         )
         + "\n\nNearest-other-person distances shrink as the catalog grows (more persons, denser space); that is the "
@@ -85,8 +88,9 @@ def hnsw_curve(index: HnswIndex, data: Synthetic, truth: np.ndarray, singles: in
             if i < singles:
                 lat.append(seconds)
             hits += bool(len(dists)) and dists[0] <= truth[i] + 1e-5
-        points.append({"ef": ef, "recall": hits / len(data.queries), "p50_ms": ms(median(lat)),
-                       "p99_ms": ms(percentile(lat, 99))})
+        points.append(
+            {"ef": ef, "recall": hits / len(data.queries), "p50_ms": ms(median(lat)), "p99_ms": ms(percentile(lat, 99))}
+        )
     return points
 
 
@@ -120,8 +124,17 @@ def one_size(n: int, params: HnswParams, queries: int, loops: int) -> dict[str, 
     batch_qps = len(data.queries) / (time.perf_counter() - start)
     brute = brute_force(data, loops)
     del index
-    return {"n": n, "M": params.M, "efc": params.ef_construction, "build_s": build_s, "index_mb": index_mb,
-            "data_mb": data.vectors.nbytes / 2**20, "curve": curve, "batch_qps": batch_qps, **brute}
+    return {
+        "n": n,
+        "M": params.M,
+        "efc": params.ef_construction,
+        "build_s": build_s,
+        "index_mb": index_mb,
+        "data_mb": data.vectors.nbytes / 2**20,
+        "curve": curve,
+        "batch_qps": batch_qps,
+        **brute,
+    }
 
 
 def run(quick: bool) -> list[Section]:
@@ -136,40 +149,73 @@ def run(quick: bool) -> list[Section]:
         results.append(one_size(n, default, queries, loops))
         _print_progress(results[-1])
     sweep_n = 12_000 if quick else 100_000
-    sweep = [one_size(sweep_n, HnswParams(m, default.ef_construction, default.ef_search), 500, 1)
-             for m in (8, 32)]
+    sweep = [one_size(sweep_n, HnswParams(m, default.ef_construction, default.ef_search), 500, 1) for m in (8, 32)]
     sweep.insert(1, next(r for r in results if r["n"] == sweep_n))
     main_rows = []
     for r in results:
         at = next(p for p in r["curve"] if p["ef"] == default.ef_search)
-        main_rows.append([
-            f"{r['n']:,}", f"{r['build_s']:.1f}", f"{r['index_mb']:.0f} (+{r['data_mb']:.0f} data)",
-            f"{at['recall']:.4f}", f"{at['p50_ms']:.3f}", f"{at['p99_ms']:.3f}", f"{r['batch_qps']:,.0f}",
-            f"{r['matvec_ms']:.2f}", f"{r['article_ms']:.1f}", f"{r['article_ms'] / at['p50_ms']:,.0f}×",
-        ])
+        main_rows.append(
+            [
+                f"{r['n']:,}",
+                f"{r['build_s']:.1f}",
+                f"{r['index_mb']:.0f} (+{r['data_mb']:.0f} data)",
+                f"{at['recall']:.4f}",
+                f"{at['p50_ms']:.3f}",
+                f"{at['p99_ms']:.3f}",
+                f"{r['batch_qps']:,.0f}",
+                f"{r['matvec_ms']:.2f}",
+                f"{r['article_ms']:.1f}",
+                f"{r['article_ms'] / at['p50_ms']:,.0f}×",
+            ]
+        )
     section.add(
         f"Default parameters M={default.M}, ef_construction={default.ef_construction}, ef_search={default.ef_search}; "
         f"{PHOTOS_PER_PERSON} photos per synthetic person; single-query latency through `HnswIndex.query` "
         "(Python call included), batched = `query_batch` on 2 threads. Memory = RSS growth of the process while "
         "building (nmslib keeps its own copy of the vectors).\n\n"
         + table(
-            ["vectors", "build s", "index MiB", "recall@1", "p50 ms", "p99 ms", "batched q/s",
-             "numpy matvec ms", "article loop ms", "article / HNSW p50"],
+            [
+                "vectors",
+                "build s",
+                "index MiB",
+                "recall@1",
+                "p50 ms",
+                "p99 ms",
+                "batched q/s",
+                "numpy matvec ms",
+                "article loop ms",
+                "article / HNSW p50",
+            ],
             main_rows,
         )
     )
-    curve_rows = [[f"{r['n']:,}", p["ef"], f"{p['recall']:.4f}", f"{p['p50_ms']:.3f}", f"{p['p99_ms']:.3f}"]
-                  for r in results for p in r["curve"]]
-    section.add("Recall/latency curve over ef_search (same build):\n\n"
-                + table(["vectors", "ef_search", "recall@1", "p50 ms", "p99 ms"], curve_rows))
+    curve_rows = [
+        [f"{r['n']:,}", p["ef"], f"{p['recall']:.4f}", f"{p['p50_ms']:.3f}", f"{p['p99_ms']:.3f}"]
+        for r in results
+        for p in r["curve"]
+    ]
+    section.add(
+        "Recall/latency curve over ef_search (same build):\n\n"
+        + table(["vectors", "ef_search", "recall@1", "p50 ms", "p99 ms"], curve_rows)
+    )
     sweep_rows = []
     for r in sweep:
         for p in r["curve"]:
             if p["ef"] in (16, 32, 64, 128):
-                sweep_rows.append([r["M"], f"{r['build_s']:.1f}", f"{r['index_mb']:.0f}", p["ef"],
-                                   f"{p['recall']:.4f}", f"{p['p50_ms']:.3f}"])
-    section.add(f"M sweep at {sweep_n:,} vectors (ef_construction {default.ef_construction}):\n\n"
-                + table(["M", "build s", "index MiB", "ef_search", "recall@1", "p50 ms"], sweep_rows))
+                sweep_rows.append(
+                    [
+                        r["M"],
+                        f"{r['build_s']:.1f}",
+                        f"{r['index_mb']:.0f}",
+                        p["ef"],
+                        f"{p['recall']:.4f}",
+                        f"{p['p50_ms']:.3f}",
+                    ]
+                )
+    section.add(
+        f"M sweep at {sweep_n:,} vectors (ef_construction {default.ef_construction}):\n\n"
+        + table(["M", "build s", "index MiB", "ef_search", "recall@1", "p50 ms"], sweep_rows)
+    )
     section.data["index"] = results
     section.data["sweep"] = sweep
     return [section]

@@ -52,8 +52,15 @@ def run(quick: bool) -> list[Section]:
         f"{len(photos)} photos at 1280 px per round, {rounds} rounds alternating; machine: {os.cpu_count()} cores.\n\n"
         + table(
             ["workers", "photos/s (median)", "all rounds", "vs 1 worker"],
-            [[n, f"{median(rates[n]):.2f}", ", ".join(f"{r:.2f}" for r in rates[n]), f"{median(rates[n]) / one:.2f}×"]
-             for n in WORKERS],
+            [
+                [
+                    n,
+                    f"{median(rates[n]):.2f}",
+                    ", ".join(f"{r:.2f}" for r in rates[n]),
+                    f"{median(rates[n]) / one:.2f}×",
+                ]
+                for n in WORKERS
+            ],
         )
         + f"\n\n- **2 workers / 1 worker: {two / one:.2f}×** (target ≥ 1.8×: {verdict(two / one >= 1.8)})."
     )

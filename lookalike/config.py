@@ -38,7 +38,7 @@ class Settings:
     webhook_url: str = _opt("", "public HTTPS URL Telegram posts updates to; empty: long polling")
     listen: str = _opt("127.0.0.1", "address the webhook server binds (put a reverse proxy in front)")
     port: int = _opt(8443, "port the webhook server binds")
-    webhook_secret: str = _opt("", "secret Telegram must send in X-Telegram-Bot-Api-Secret-Token (default: random per start)")
+    webhook_secret: str = _opt("", "secret Telegram must send in X-Telegram-Bot-Api-Secret-Token (default: random)")
     api_timeout: float = _opt(30.0, "seconds to wait for the Bot API before a request counts as timed out")
     workers: int = _opt(os.cpu_count() or 1, "face worker processes")
     queue_size: int = _opt(16, "photos waiting for a worker before users are told the bot is busy")
