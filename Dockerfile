@@ -2,7 +2,8 @@
 # Build:  docker build -t lookalike .
 # Catalog: docker run --rm -v $PWD/photos:/app/photos:ro -v $PWD/assets:/app/assets lookalike \
 #            sh -c "python build_embeddings.py && python build_index.py"
-# Run (polling): docker run -d --restart=unless-stopped -e TELEGRAM_TOKEN=... -v $PWD/assets:/app/assets lookalike
+# Run (polling): docker run -d --restart=unless-stopped --stop-timeout 60 -e TELEGRAM_TOKEN=... \
+#                  -v $PWD/assets:/app/assets -v lookalike-data:/app/data lookalike
 # Run (webhook): add -e LOOKALIKE_WEBHOOK_URL=https://bot.example.com/telegram -e LOOKALIKE_LISTEN=0.0.0.0 -p 8443:8443
 FROM python:3.11-slim
 

@@ -28,7 +28,11 @@ async def _main(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings, _ = Settings.from_args(argv)
+    try:
+        settings, _ = Settings.from_args(argv)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     secret_part = settings.token.partition(":")[2]
     setup_logging(settings.log_level, settings.log_format == "json", [settings.token, secret_part])
     if not settings.token:
@@ -39,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as exc:
         log.error("cannot start: %s", exc)
         return 2
+    except Exception:  # logged through the redacting formatter: PTB's InvalidToken message contains the token
+        log.exception("cannot start")
+        return 1
     return 0
 
 

@@ -56,7 +56,7 @@ def analyzer() -> FaceAnalyzer:
 
 
 def analyze_photo(
-    data: bytes,
+    data: bytes | bytearray,
     options: DetectOptions = DetectOptions(),
     limits: ImageLimits = ImageLimits(),
     annotate: bool = False,

@@ -40,7 +40,7 @@ class Settings:
     port: int = _opt(8443, "port the webhook server binds")
     webhook_secret: str = _opt("", "secret Telegram must send in X-Telegram-Bot-Api-Secret-Token (default: random)")
     api_timeout: float = _opt(30.0, "seconds to wait for the Bot API before a request counts as timed out")
-    workers: int = _opt(os.cpu_count() or 1, "face worker processes")
+    workers: int = _opt(len(os.sched_getaffinity(0)), "face worker processes (default: the cores this process may use)")
     queue_size: int = _opt(16, "photos waiting for a worker before users are told the bot is busy")
     photos_per_minute: int = _opt(6, "photos one user may send per minute")
     feedback_db: Path = _opt(Path("feedback.sqlite3"), "SQLite file for 👍/👎 votes and stats")
@@ -51,6 +51,23 @@ class Settings:
     metrics_port: int = _opt(0, "serve /healthz and /metrics on this port in polling mode (0: off)")
     log_format: str = _opt("text", "log format: text or json")
     log_level: str = _opt("INFO", "log level")
+
+    def __post_init__(self) -> None:
+        """Refuse bad settings at start-up, with the setting's name, rather than on some user's request later."""
+        try:
+            _ = self.admins
+        except ValueError:
+            raise ValueError(f"admin_ids: expected comma-separated user ids, got {self.admin_ids!r}") from None
+        try:
+            self.link_template.format(alias="x", name="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"link_template: only {{alias}} and {{name}} may be used ({exc!r})") from None
+        for name, allowed in (("log_format", ("text", "json")),):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}: one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        for name in ("workers", "top_k", "max_faces", "photos_per_minute"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
 
     @property
     def admins(self) -> frozenset[int]:

@@ -104,7 +104,7 @@ def build_embeddings(
         old = Store.load(assets)
     except Exception:
         old = Store()
-    reusable = _reusable(old, jitters)
+    reusable = _reusable(old, jitters, assets)
     files = [(pid, path) for pid, paths in catalog.photos.items() for path in paths]
     digests = [_sha256(path) for _, path in tqdm(files, desc="hashing", unit="photo", disable=not progress)]
     todo = [(path, jitters, rules) for (_, path), digest in zip(files, digests) if digest not in reusable]
@@ -121,12 +121,14 @@ def build_embeddings(
     return report
 
 
-def _reusable(old: Store, jitters: int) -> dict[str, Described]:
-    """Previous results by content hash, when they were computed with the same number of jitters."""
+def _reusable(old: Store, jitters: int, assets: Path) -> dict[str, Described]:
+    """Previous results by content hash: computed with the same jitters, and with their thumbnail still on disk."""
     if old.jitters != jitters:
         return {}
     done = {
-        p.sha256: Described(p.sha256, old.vectors[i], p.box, p.eye_distance, p.roll) for i, p in enumerate(old.photos)
+        p.sha256: Described(p.sha256, old.vectors[i], p.box, p.eye_distance, p.roll)
+        for i, p in enumerate(old.photos)
+        if (assets / p.thumb).is_file()
     }
     done.update({s.sha256: Described(s.sha256, reason=s.reason) for s in old.skipped})
     return done

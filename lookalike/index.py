@@ -30,10 +30,11 @@ def _new_index():
 class HnswIndex:
     """An HNSW graph over float32 vectors; ids are row numbers. Distances returned are true L2 (not squared)."""
 
-    def __init__(self, index, params: HnswParams, size: int) -> None:
+    def __init__(self, index, params: HnswParams, size: int, extra: dict | None = None) -> None:
         self._index = index
         self.params = params
         self.size = size
+        self.extra = extra or {}  # what was saved beside the graph (recall, the embeddings' fingerprint)
 
     @classmethod
     def build(cls, vectors: np.ndarray, params: HnswParams = HnswParams(), threads: int = 0) -> HnswIndex:
@@ -78,7 +79,7 @@ class HnswIndex:
         params = HnswParams(meta["M"], meta["ef_construction"], meta["ef_search"])
         index = _new_index()
         index.loadIndex(str(assets / INDEX_FILE), load_data=True)
-        loaded = cls(index, params, int(meta["size"]))
+        loaded = cls(index, params, int(meta["size"]), meta)
         loaded.set_ef(params.ef_search)
         return loaded
 

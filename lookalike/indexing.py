@@ -35,6 +35,6 @@ def build_index(assets: Path, params: HnswParams = HnswParams(), force: bool = F
     calibration = similarity.fit(store.vectors, store.person_rows())
     saved = recall >= MIN_RECALL or force
     if saved:
-        index.save(assets, {"recall_at_1": recall})
+        index.save(assets, {"recall_at_1": recall, "embeddings": store.fingerprint()})
         calibration.save(assets)
     return IndexReport(len(store.photos), len(store.persons), recall, seconds, calibration, saved)

@@ -39,13 +39,14 @@ class Matcher:
         try:
             self.index = HnswIndex.load(assets)
             self.calibration = Calibration.load(assets)
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, RuntimeError) as exc:  # nmslib raises RuntimeError on a bad file
             raise StoreError(
                 f"{assets}: no usable index or calibration ({exc}); run build_index.py --assets {assets}"
             ) from exc
-        if self.index.size != len(self.store.photos):
+        if self.index.extra.get("embeddings") != self.store.fingerprint():
             raise StoreError(
-                f"{assets}: index has {self.index.size} photos, embeddings {len(self.store.photos)}; run build_index.py"
+                f"{assets}: the index was built from other embeddings than {assets}/embeddings.*; "
+                f"run build_index.py --assets {assets}"
             )
         if ef_search:
             self.index.set_ef(ef_search)

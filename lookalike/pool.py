@@ -234,6 +234,11 @@ class WorkerPool:
         return max(0, self._queue.qsize() - self._idle)
 
     @property
+    def full(self) -> bool:
+        """Whether ``run`` would raise PoolBusy now (callers check before fetching a job's input)."""
+        return self._queue.qsize() >= self._queue_size + self._idle
+
+    @property
     def busy_workers(self) -> int:
         return self._busy
 
@@ -271,7 +276,7 @@ class WorkerPool:
         if not self._slots or self._closing:
             raise PoolClosed("the pool is not running")
         request = pickle.dumps((func, args), _PROTOCOL)
-        if self._queue.qsize() >= self._queue_size + self._idle:
+        if self.full:
             self.rejected += 1
             self._emit(PoolEvent.REJECTED)
             raise PoolBusy(f"all {self._size} workers busy and {self.queue_depth} jobs waiting")

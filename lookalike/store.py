@@ -6,6 +6,7 @@ Photos are keyed by the SHA-256 of their bytes so that a rebuild recomputes only
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -92,6 +93,13 @@ class Store:
             skipped=[Skipped(**s) for s in meta["skipped"]],
             jitters=int(meta["jitters"]),
         )
+
+    def fingerprint(self) -> str:
+        """Identifies these exact embeddings: an index built from others must not be served with them."""
+        digest = hashlib.sha256(np.ascontiguousarray(self.vectors, dtype=np.float32).tobytes())
+        for photo in self.photos:
+            digest.update(f"{photo.person}\t{photo.sha256}\n".encode())
+        return digest.hexdigest()
 
     def person_rows(self) -> np.ndarray:
         """For each vector row, the index of its person in ``list(self.persons)``."""

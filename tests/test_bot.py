@@ -142,6 +142,16 @@ def test_file_over_20_mb_is_explained(api: FakeBotApi, bot, user: int, catalog: 
     assert not api.requests("getFile", chat_id=user)
 
 
+def test_edited_messages_are_not_answered_again(api: FakeBotApi, bot, user: int) -> None:
+    message = api.send_text(user, "/help")["message"]
+    api.wait_for_sent(chat_id=user, timeout=10)
+    api.push_update({"edited_message": {**message, "edit_date": message["date"] + 5, "text": "/start"}})
+    api.send_text(user, "hello")  # the bot is past the edit once this is answered
+    api.wait_for_sent(chat_id=user, count=2, timeout=10)
+    time.sleep(0.5)
+    assert len(api.sent(chat_id=user)) == 2
+
+
 def test_russian_user_gets_russian(api: FakeBotApi, bot, user: int, catalog: BuiltCatalog) -> None:
     api.send_text(user, "привет", language_code="ru")
     [answer] = api.wait_for_sent(chat_id=user, timeout=10)

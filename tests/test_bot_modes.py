@@ -131,7 +131,8 @@ def test_webhook_mode_checks_the_secret_and_serves_health_and_metrics(
         assert health["status"] == "ok" and health["workers"] == 2
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         assert 'lookalike_requests_total{outcome="matched"} 1.0' in metrics
-        assert 'lookalike_updates_total{kind="rejected"} 2.0' in metrics
+        assert "lookalike_webhook_rejected_total 2.0" in metrics
+        assert 'lookalike_updates_total{kind="message"} 1.0' in metrics
         assert 'lookalike_stage_seconds_count{stage="analyze"} 1.0' in metrics
         assert "lookalike_queue_depth 0.0" in metrics
     assert not api.requests("getUpdates")
@@ -163,3 +164,25 @@ def test_full_queue_says_busy_and_everyone_gets_an_answer(api: FakeBotApi, catal
     busy = [r for r in replies if r.method == "sendMessage"]
     assert busy and all(r.message["text"] == EN["busy"] for r in busy)
     assert len(replies) - len(busy) >= 2  # the running photo and the queued one were answered with cards
+
+
+def test_rejected_token_is_reported_without_the_token(api: FakeBotApi, catalog: BuiltCatalog, tmp_path: Path) -> None:
+    wrong = "1111111:WRONG-secret-part_Qq7"
+    env = {**os.environ, "TELEGRAM_TOKEN": wrong, "LOOKALIKE_BASE_URL": api.base_url,
+           "LOOKALIKE_BASE_FILE_URL": api.base_file_url}
+    run = subprocess.run(
+        [sys.executable, "bot.py", "--assets", str(catalog.assets), "--workers", "1",
+         "--feedback-db", str(tmp_path / "f.db")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 1
+    assert "InvalidToken" in run.stderr and "rejected" in run.stderr
+    assert wrong not in run.stderr + run.stdout and wrong.split(":")[1] not in run.stderr
+
+
+def test_bad_settings_are_refused_at_start(catalog: BuiltCatalog) -> None:
+    run = subprocess.run(
+        [sys.executable, "bot.py", "--token", "1:x", "--assets", str(catalog.assets), "--admin-ids", "12,abc"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert run.returncode == 2 and "admin_ids" in run.stderr

@@ -85,6 +85,12 @@ def test_incremental_rebuild_recomputes_only_changes(photos: Path, tmp_path: Pat
     assert sum(p.person == "madonna" for p in store.photos) == 2
     assert len(list((assets / "thumbs").glob("*.jpg"))) == len(store.photos)
 
+    for thumb in list((assets / "thumbs").glob("*.jpg"))[:3]:  # a lost thumbnail is made again
+        thumb.unlink()
+    mended = build_embeddings(photos, assets, jitters=0, progress=False)
+    assert (mended.computed, mended.reused) == (3, 8)
+    assert len(list((assets / "thumbs").glob("*.jpg"))) == len(store.photos)
+
 
 def test_unusable_photos_are_skipped_with_reasons(photos: Path, tmp_path: Path, faces) -> None:
     gradient = np.tile(np.linspace(0, 255, 300, dtype=np.uint8), (200, 1))
@@ -150,6 +156,12 @@ def test_build_index_cli_checks_recall(tmp_path: Path) -> None:
 
     good = _run("build_index.py", "--assets", str(tmp_path))
     assert good.returncode == 0, good.stderr
+    stale = Store.load(tmp_path)
+    stale.vectors = stale.vectors[::-1].copy()  # embeddings rebuilt, index not: refused, not served wrong
+    stale.save(tmp_path)
+    with pytest.raises(StoreError, match=r"run build_index\.py"):
+        Matcher(tmp_path)
+    assert _run("build_index.py", "--assets", str(tmp_path)).returncode == 0
     recall = float(good.stdout.split("recall@1 of HNSW against exact search: ")[1].split()[0])
     assert recall >= 0.99
     assert len(Matcher(tmp_path).match(vectors[7], 3)) == 3

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT
 from images_corpus import encode, huge_small_jpeg, png_bomb, with_orientation
 from PIL import Image
 
@@ -85,3 +88,19 @@ def test_no_face_in_a_gradient() -> None:
     gradient = np.tile(np.linspace(0, 255, 400, dtype=np.uint8), (300, 1))
     with pytest.raises(NoFace):
         analyze_photo(encode(Image.fromarray(gradient)))
+
+
+def test_decoding_a_small_file_with_huge_dimensions_stays_small() -> None:
+    """A 7000x7000 16-bit PNG is ~100 KB; decoding it must not cost gigabytes (it is shrunk before conversion)."""
+    script = (
+        "import io, resource, numpy as np; from PIL import Image; from lookalike.images import load_rgb\n"
+        "im = Image.fromarray(np.tile(np.linspace(0, 65535, 7000, dtype=np.uint16), (7000, 1)))\n"
+        "b = io.BytesIO(); im.save(b, 'PNG'); data = b.getvalue(); del im\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "rgb = load_rgb(data)\n"
+        "print(rgb.shape, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    shape, grown_kb = run.stdout.rsplit(")", 1)
+    assert shape + ")" == "(1600, 1600, 3)", run.stderr
+    assert int(grown_kb) < 300 * 1024  # the 16-bit pixels alone are 98 MB; a float64 copy would be 392 MB

@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import PurePath
+from urllib.parse import quote
 
 from telegram import Document, Message, MessageEntity, PhotoSize, Update
 from telegram.constants import ChatAction, ChatType, ParseMode
@@ -49,16 +50,20 @@ async def reply(update: Update, key: str, **values: object) -> None:
 
 
 async def deliver(send: Callable[[], Awaitable[Message]]) -> Message | None:
-    """Send, retrying transient Bot API failures (5xx, connection errors) twice with a short backoff.
+    """Send; retry transient Bot API failures (5xx, connection errors) twice with a short backoff.
 
-    A user who blocked the bot (403) or a request that timed out (it may have been delivered: retrying could
-    answer twice) is dropped with one log line. RetryAfter (429) is handled below us, by the rate limiter.
+    Returns None when the message could not be delivered: a user who blocked the bot (403), a request Telegram
+    refused (400: retrying cannot help), or one that timed out (it may have arrived: retrying could answer
+    twice) — each with one log line. RetryAfter (429) is handled below us, by the rate limiter.
     """
     for attempt in range(len(RETRY_BACKOFF) + 1):
         try:
             return await send()
         except Forbidden as exc:
             log.info("user unreachable", extra={"reason": str(exc)})
+            return None
+        except BadRequest as exc:
+            log.warning("reply refused", extra={"error": str(exc)})
             return None
         except TimedOut:
             log.warning("reply timed out, dropped")
@@ -182,7 +187,8 @@ async def answer_photo(update: Update, context: ContextTypes.DEFAULT_TYPE, photo
         outcome, analysis, matches = await _analyse(update, context, svc, _largest(photo_message))
         if analysis is not None:
             stage = time.perf_counter()
-            await _send_result(update, context, svc, analysis, matches)
+            if await _send_result(update, svc, analysis, matches) is None:
+                outcome = "send_failed"
             svc.metrics.stage.labels("send").observe(time.perf_counter() - stage)
     except Exception:
         outcome = "error"
@@ -224,12 +230,15 @@ async def _analyse(
     if not svc.allowance.allow(update.effective_user.id):
         await reply(update, "slow_down")
         return "rate_limited", None, []
+    if svc.pool.full:  # say so now rather than after downloading up to 20 MB
+        await reply(update, "busy")
+        return "busy", None, []
     chat = update.effective_chat
     with contextlib.suppress(TelegramError):
         await context.bot.send_chat_action(chat.id, ChatAction.UPLOAD_PHOTO)
     stage = time.perf_counter()
     try:
-        data = bytes(await (await file.get_file()).download_as_bytearray())
+        data = await (await file.get_file()).download_as_bytearray()
     except TelegramError as exc:
         too_big = isinstance(exc, BadRequest) and "too big" in str(exc).lower()
         log.warning("download failed", extra={"user": update.effective_user.id, "error": type(exc).__name__})
@@ -260,20 +269,15 @@ async def _analyse(
 
 
 async def _send_result(
-    update: Update,
-    context: ContextTypes.DEFAULT_TYPE,
-    svc: Service,
-    analysis: PhotoAnalysis,
-    matches: list[list[Match]],
-) -> None:
+    update: Update, svc: Service, analysis: PhotoAnalysis, matches: list[list[Match]]
+) -> Message | None:
     lang = lang_of(update)
     message = update.effective_message
     several = len(analysis.faces) > 1
     faces = tuple(FaceResult(tuple(m), face.crop_jpeg if several else b"") for face, m in zip(analysis.faces, matches))
     token = svc.results.put(update.effective_user.id, message.chat_id, faces)
     if not several:
-        await send_card(message, svc, lang, token, 0, analysis.faces[0].crop_jpeg, matches[0])
-        return
+        return await send_card(message, svc, lang, token, 0, analysis.faces[0].crop_jpeg, matches[0])
     lines = [text(lang, "faces_header", count=analysis.detected)]
     lines += [
         text(lang, "face_line", n=n, name=html.escape(m[0].name), similarity=percent(m[0].similarity))
@@ -282,7 +286,7 @@ async def _send_result(
     if analysis.detected > len(faces):
         lines.append(text(lang, "faces_limit", limit=len(faces)))
     lines.append(text(lang, "faces_more"))
-    await deliver(
+    return await deliver(
         lambda: message.reply_photo(
             analysis.annotated_jpeg,
             caption="\n".join(lines),
@@ -294,14 +298,14 @@ async def _send_result(
 
 async def send_card(
     message: Message, svc: Service, lang: str, token: str, face: int, crop_jpeg: bytes, matches: Sequence[Match]
-) -> None:
+) -> Message | None:
     """The card (user's face beside the best match) with its caption and buttons, as a reply to ``message``."""
     best = matches[0]
     stage = time.perf_counter()
     card = await asyncio.to_thread(_render, crop_jpeg, best)
     svc.metrics.stage.labels("render").observe(time.perf_counter() - stage)
     caption = card_caption(lang, svc.settings.link_template, matches)
-    await deliver(
+    return await deliver(
         lambda: message.reply_photo(
             card,
             caption=caption,
@@ -319,7 +323,7 @@ def card_caption(lang: str, link_template: str, matches: Sequence[Match], more: 
     best = matches[0]
     lines = [text(lang, "you_look_like", name=html.escape(best.name), similarity=percent(best.similarity))]
     if best.alias and link_template:
-        url = link_template.format(alias=best.alias, name=best.name)
+        url = link_template.format(alias=quote(best.alias), name=quote(best.name))
         lines.append(f'<a href="{html.escape(url, quote=True)}">{html.escape(best.name)} ↗</a>')
     if more:
         lines.append("")
@@ -359,9 +363,16 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 parse_mode=ParseMode.HTML,
                 reply_markup=keyboards.card_keyboard(lang, press.token, press.face, more=False),
             )
+    elif not result.faces[press.face].crop_jpeg:  # a face card exists only for photos with several faces
+        await query.answer(text(lang, "invalid_button"))
     else:
-        await query.answer()
-        await _card_for_face(query.message, svc, lang, press, result)
+        face = result.faces[press.face]
+        try:
+            sent = await send_card(query.message, svc, lang, press.token, press.face, face.crop_jpeg, face.matches)
+        except Exception:
+            log.exception("face card failed", extra={"user": query.from_user.id})
+            sent = None
+        await query.answer(None if sent else text(lang, "failed"))
 
 
 async def _vote(query, svc: Service, lang: str, press: keyboards.Press, result: Result) -> None:
@@ -370,8 +381,3 @@ async def _vote(query, svc: Service, lang: str, press: keyboards.Press, result: 
         svc.feedback.vote, press.token, press.face, query.from_user.id, best.person, best.similarity, press.vote == "u"
     )
     await query.answer(text(lang, "thanks"))
-
-
-async def _card_for_face(message: Message, svc: Service, lang: str, press: keyboards.Press, result: Result) -> None:
-    face = result.faces[press.face]
-    await send_card(message, svc, lang, press.token, press.face, face.crop_jpeg, face.matches)

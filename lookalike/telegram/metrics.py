@@ -34,6 +34,9 @@ class Metrics:
             registry=self.registry,
         )
         self.updates = Counter("lookalike_updates", "Updates received, by kind", ["kind"], registry=self.registry)
+        self.webhook_rejected = Counter(
+            "lookalike_webhook_rejected", "Webhook calls without the right secret", registry=self.registry
+        )
 
     def watch_pool(self, depth: Callable[[], int], busy: Callable[[], int], restarts: Callable[[], int]) -> None:
         """Gauges read from the pool at scrape time."""

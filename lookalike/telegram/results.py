@@ -1,7 +1,9 @@
-"""Recent results, so inline buttons can show more matches later: match lists only, never the photo.
+"""Recent results, so inline buttons can show more matches later.
 
-Kept in memory for a while (bounded, oldest dropped first); after a restart or expiry a button is answered
-with "send the photo again". Tokens are random, so a forged button can't guess someone else's result.
+Match lists only — except for photos with several faces, where each face's small crop is kept so that its card
+can be drawn when its number is pressed. Memory only (never disk), bounded, dropped after ``ttl`` (15 min) or on
+restart; an expired button is answered with "send the photo again". Tokens are random, so a forged button
+can't guess someone else's result.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class Result:
 class ResultCache:
     """Token → Result, at most ``capacity`` entries, each for at most ``ttl`` seconds."""
 
-    def __init__(self, capacity: int = 5000, ttl: float = 3600.0) -> None:
+    def __init__(self, capacity: int = 5000, ttl: float = 900.0) -> None:
         self.capacity = capacity
         self.ttl = ttl
         self._items: OrderedDict[str, Result] = OrderedDict()

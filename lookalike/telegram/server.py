@@ -35,7 +35,7 @@ class WebhookHandler(tornado.web.RequestHandler):
     async def post(self) -> None:
         given = self.request.headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode(), self.secret.encode()):
-            self.metrics.updates.labels("rejected").inc()
+            self.metrics.webhook_rejected.inc()
             log.warning("webhook call with a wrong secret", extra={"remote": self.request.remote_ip})
             self.send_error(403)
             return
@@ -45,7 +45,6 @@ class WebhookHandler(tornado.web.RequestHandler):
             log.warning("webhook body is not an update", extra={"error": type(exc).__name__})
             self.send_error(400)
             return
-        self.metrics.updates.labels("webhook").inc()
         await self.app.update_queue.put(update)
         self.set_status(200)
 
