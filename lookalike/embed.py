@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lookalike.analysis import analyzer, face_crop_jpeg
-from lookalike.catalog import Catalog, scan
+from lookalike.catalog import Catalog, CatalogError, scan
 from lookalike.errors import PhotoError
 from lookalike.faces import DetectOptions
 from lookalike.images import ImageLimits, load_rgb
@@ -100,6 +100,11 @@ def build_embeddings(
 ) -> BuildReport:
     """Bring ``assets/`` up to date with ``photos_dir``: reuse unchanged photos, compute new ones, drop removed ones."""
     catalog = scan(photos_dir)
+    if not catalog.photos:
+        raise CatalogError(
+            f"{photos_dir}: no photos found; add a folder per person ({photos_dir}/brad_pitt/1.jpg) "
+            f"or a file per person ({photos_dir}/brad-pitt.jpg)"
+        )
     try:
         old = Store.load(assets)
     except Exception:

@@ -57,6 +57,12 @@ def test_scan_layouts_and_catalog_json(photos: Path) -> None:
     assert len(catalog.photos["madonna"]) == 3 and len(catalog.photos["katy_perry"]) == 1
 
 
+def test_empty_photos_folder_says_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "photos").mkdir()
+    run = _run("build_embeddings.py", "--photos", str(tmp_path / "photos"), "--assets", str(tmp_path / "a"))
+    assert run.returncode == 2 and "no photos found; add a folder per person" in run.stderr
+
+
 def test_malformed_catalog_json_names_the_file(photos: Path) -> None:
     (photos / "catalog.json").write_text('{"name": "x"}')
     with pytest.raises(CatalogError, match=r"catalog\.json"):
