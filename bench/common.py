@@ -165,6 +165,16 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
+def interpreter_has(python: str | Path, module: str) -> bool:
+    """Whether ``python`` exists and can import ``module`` (a half-built venv must not break the run)."""
+    import subprocess
+
+    try:
+        return subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, timeout=60).returncode == 0
+    except OSError:
+        return False
+
+
 def alternate_interpreters(
     configs: dict[str, tuple[str, dict[str, str]]], module: str, args: list[str], rounds: int
 ) -> dict[str, list[dict[str, Any]]]:

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench.common import Section, alternate_interpreters, median, table
+from bench.common import Section, alternate_interpreters, interpreter_has, median, table
 
 OPENBLAS_PYTHON = Path(os.environ.get("LOOKALIKE_OPENBLAS_PYTHON", "/tmp/venv-openblas/bin/python"))
 
@@ -21,7 +21,7 @@ OPENBLAS_PYTHON = Path(os.environ.get("LOOKALIKE_OPENBLAS_PYTHON", "/tmp/venv-op
 def configurations() -> dict[str, tuple[str, dict[str, str]]]:
     """Name → (interpreter, extra environment) for every build that is available here."""
     configs = {"dlib-bin": (sys.executable, {})}
-    if OPENBLAS_PYTHON.exists():
+    if interpreter_has(OPENBLAS_PYTHON, "dlib"):
         configs["OpenBLAS, 1 thread"] = (str(OPENBLAS_PYTHON), {"OPENBLAS_NUM_THREADS": "1"})
         configs["OpenBLAS, default threads"] = (str(OPENBLAS_PYTHON), {})
     return configs

@@ -9,12 +9,16 @@ answer is at the exact nearest distance.
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from bench.common import Section, dev_catalog, median, ms, percentile, rss_mb, table, timed
+from bench.nmslib_builds import saved_index_dir
 from lookalike.index import HnswIndex, HnswParams, exact_knn
 from lookalike.similarity import nearest_other_person
 from lookalike.store import Store
@@ -110,8 +114,14 @@ def brute_force(data: Synthetic, loops: int) -> dict[str, float]:
     return {"article_ms": ms(median(loop_t)), "matvec_ms": ms(median(dot_t))}
 
 
-def one_size(n: int, params: HnswParams, queries: int, loops: int) -> dict[str, object]:
-    """Build, measure and free one index of ``n`` synthetic vectors."""
+def one_size(n: int, params: HnswParams, queries: int, loops: int, save: Path | None = None) -> dict[str, object]:
+    """``measure_size`` in a fresh process, so that its RSS growth is the index's alone and memory is returned."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(measure_size, n, params, queries, loops, save).result()
+
+
+def measure_size(n: int, params: HnswParams, queries: int, loops: int, save: Path | None = None) -> dict[str, object]:
+    """Build, measure and free one index of ``n`` synthetic vectors (saved to ``save`` for nmslib_builds)."""
     data = synthesize(n, queries)
     _, truth = exact_knn(data.vectors, data.queries, 1, block=64)
     before = rss_mb()
@@ -123,9 +133,13 @@ def one_size(n: int, params: HnswParams, queries: int, loops: int) -> dict[str, 
     index.query_batch(data.queries, 1, threads=2)
     batch_qps = len(data.queries) / (time.perf_counter() - start)
     brute = brute_force(data, loops)
+    if save is not None:
+        save.mkdir(parents=True, exist_ok=True)
+        index.save(save)
     del index
     return {
         "n": n,
+        "ef_search": params.ef_search,
         "M": params.M,
         "efc": params.ef_construction,
         "build_s": build_s,
@@ -146,11 +160,16 @@ def run(quick: bool) -> list[Section]:
     for n in sizes:
         queries = 500 if quick else 2000
         loops = {12_000: 20, 100_000: 5}.get(n, 2)
-        results.append(one_size(n, default, queries, loops))
+        save = saved_index_dir(n) if n == sizes[-1] else None
+        results.append(one_size(n, default, queries, loops, save))
         _print_progress(results[-1])
-    sweep_n = 12_000 if quick else 100_000
-    sweep = [one_size(sweep_n, HnswParams(m, default.ef_construction, default.ef_search), 500, 1) for m in (8, 32)]
-    sweep.insert(1, next(r for r in results if r["n"] == sweep_n))
+    # Other M values, built with the same ef_construction, beside the default builds measured above.
+    sweeps = [(100_000, 8), (100_000, 32)] + ([] if quick else [(1_000_000, 32)])
+    sweep = [r for r in results if r["n"] in {n for n, _ in sweeps}]
+    for n, m in sweeps:
+        sweep.append(one_size(n, HnswParams(m, default.ef_construction, default.ef_search), 2000, 1))
+        _print_progress(sweep[-1])
+    sweep.sort(key=lambda r: (r["n"], r["M"]))
     main_rows = []
     for r in results:
         at = next(p for p in r["curve"] if p["ef"] == default.ef_search)
@@ -204,6 +223,7 @@ def run(quick: bool) -> list[Section]:
             if p["ef"] in (16, 32, 64, 128):
                 sweep_rows.append(
                     [
+                        f"{r['n']:,}",
                         r["M"],
                         f"{r['build_s']:.1f}",
                         f"{r['index_mb']:.0f}",
@@ -213,8 +233,8 @@ def run(quick: bool) -> list[Section]:
                     ]
                 )
     section.add(
-        f"M sweep at {sweep_n:,} vectors (ef_construction {default.ef_construction}):\n\n"
-        + table(["M", "build s", "index MiB", "ef_search", "recall@1", "p50 ms"], sweep_rows)
+        f"M sweep (ef_construction {default.ef_construction}):\n\n"
+        + table(["vectors", "M", "build s", "index MiB", "ef_search", "recall@1", "p50 ms"], sweep_rows)
     )
     section.data["index"] = results
     section.data["sweep"] = sweep
@@ -222,7 +242,7 @@ def run(quick: bool) -> list[Section]:
 
 
 def _print_progress(r: dict[str, object]) -> None:
-    print(f"  index {r['n']:,}: built in {r['build_s']:.1f} s", flush=True)
+    print(f"  index {r['n']:,} M={r['M']}: built in {r['build_s']:.1f} s", flush=True)
 
 
 if __name__ == "__main__":
