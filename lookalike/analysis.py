@@ -77,7 +77,7 @@ def face_crop(rgb: np.ndarray, face: Face | FoundFace, size: int = CROP_SIZE) ->
     side = max(right - left, bottom - top) * (1 + 2 * CROP_MARGIN)
     cx, cy = (left + right) / 2, (top + bottom) / 2
     box = (round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2))
-    return Image.fromarray(rgb).crop(box).resize((size, size), Image.Resampling.LANCZOS)
+    return Image.fromarray(rgb).crop(box).resize((size, size), Image.Resampling.LANCZOS, reducing_gap=2.0)
 
 
 def face_crop_jpeg(rgb: np.ndarray, face: Face | FoundFace, size: int = CROP_SIZE) -> bytes:

@@ -28,7 +28,7 @@ class Settings:
     top_k: int = _opt(5, "matches to compute per face (the card shows the first, 'More matches' the rest)")
     min_similarity: float = _opt(1.0, "lowest similarity (percent) ever shown (the calibrated value is clamped to it)")
     jitters: int = _opt(0, "descriptor jitters for a user's photo (each one costs a full descriptor pass)")
-    detect_max_side: int = _opt(640, "long side (px) of the copy the face detector runs on")
+    detect_max_side: int = _opt(400, "long side (px) of the copy the face detector tries first")
     max_faces: int = _opt(5, "most faces described and answered in one photo")
     ef_search: int = _opt(0, "HNSW efSearch at query time (0: the value saved with the index)")
     # --- bot

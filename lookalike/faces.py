@@ -18,12 +18,21 @@ CHIP_SIZE = 150  # the ResNet model was trained on 150x150 chips aligned by dlib
 CHIP_PADDING = 0.25
 
 
+HOG_WINDOW = 80  # px: dlib's frontal HOG detector does not see faces smaller than its window
+
+
 @dataclass(frozen=True)
 class DetectOptions:
-    """How hard to look: detection runs on a copy no larger than ``detect_max_side``; if nothing is found there,
-    it is retried at full size upsampled ``fallback_upsample`` times (small faces in big photos)."""
+    """How hard to look, cheapest first (bench/RESULTS.md measures the sizes):
 
-    detect_max_side: int = 640
+    1. a copy no larger than ``detect_max_side`` — a selfie's face is big, so most photos stop here;
+    2. if nothing was found, or only faces near the detector's 80 px floor (a group photo may hold smaller ones),
+       a copy ``refine_factor`` times larger;
+    3. if still nothing, the full image upsampled ``fallback_upsample`` times (small faces in big photos).
+    """
+
+    detect_max_side: int = 400
+    refine_factor: float = 2.0
     fallback_upsample: int = 1
     jitters: int = 0
     max_faces: int = 10
@@ -54,14 +63,23 @@ class FaceAnalyzer:
         self.encoder = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
 
     def detect(self, rgb: np.ndarray, options: DetectOptions = DetectOptions()) -> list[dlib.rectangle]:
-        """Face rectangles in ``rgb`` coordinates, found on a downscaled copy; full-size upsampling as a fallback."""
-        height, width = rgb.shape[:2]
-        scale = min(1.0, options.detect_max_side / max(height, width))
-        small = rgb if scale == 1.0 else _resize(rgb, scale)
-        rects = [_scale_rect(r, 1.0 / scale) for r in self.detector(small, 0)]
+        """Face rectangles in ``rgb`` coordinates, from the cheapest pass that finds them (see DetectOptions)."""
+        longest = max(rgb.shape[:2])
+        side = min(longest, options.detect_max_side)
+        rects = self._detect_at(rgb, side)
+        near_floor = bool(rects) and min(r.width() for r in rects) * side / longest < 1.5 * HOG_WINDOW
+        if longest > side and (not rects or near_floor):
+            refined = self._detect_at(rgb, min(longest, round(side * options.refine_factor)))
+            rects = max(rects, refined, key=len)
         if not rects and options.fallback_upsample > 0:
             rects = list(self.detector(rgb, options.fallback_upsample))
         return rects
+
+    def _detect_at(self, rgb: np.ndarray, side: int) -> list[dlib.rectangle]:
+        """HOG on a copy whose long side is ``side`` px, boxes mapped back to ``rgb``."""
+        scale = side / max(rgb.shape[:2])
+        small = rgb if scale >= 1.0 else _resize(rgb, scale)
+        return [_scale_rect(r, 1.0 / scale) for r in self.detector(small, 0)]
 
     def describe(self, rgb: np.ndarray, rects: list[dlib.rectangle], jitters: int = 0) -> list[Face]:
         """Landmarks, quality and descriptor for each rectangle; descriptors are computed in one batched call."""
