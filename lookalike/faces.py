@@ -26,8 +26,8 @@ class DetectOptions:
     """How hard to look, cheapest first (bench/RESULTS.md measures the sizes):
 
     1. a copy no larger than ``detect_max_side`` — a selfie's face is big, so most photos stop here;
-    2. if nothing was found, or only faces near the detector's 80 px floor (a group photo may hold smaller ones),
-       a copy ``refine_factor`` times larger;
+    2. if nothing was found, or several faces of which some sit near the detector's 80 px floor (a group photo
+       may hold more, smaller ones), a copy ``refine_factor`` times larger;
     3. if still nothing, the full image upsampled ``fallback_upsample`` times (small faces in big photos).
     """
 
@@ -67,7 +67,7 @@ class FaceAnalyzer:
         longest = max(rgb.shape[:2])
         side = min(longest, options.detect_max_side)
         rects = self._detect_at(rgb, side)
-        near_floor = bool(rects) and min(r.width() for r in rects) * side / longest < 1.5 * HOG_WINDOW
+        near_floor = len(rects) > 1 and min(r.width() for r in rects) * side / longest < 1.5 * HOG_WINDOW
         if longest > side and (not rects or near_floor):
             refined = self._detect_at(rgb, min(longest, round(side * options.refine_factor)))
             rects = max(rects, refined, key=len)

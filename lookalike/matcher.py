@@ -1,8 +1,11 @@
 """The engine's lookup: a face descriptor → the top-k *persons* of the catalog with distance and similarity %.
 
-A person's distance is the distance to their nearest photo (not to their centroid): measured on the dev set in
-bench/RESULTS.md, nearest-photo ranking names the right person more often, because celebrity photos span
-ages, make-up and lighting that a single mean blurs together.
+A person's distance is the distance to their nearest photo, not to the centroid of their photos. Measured in
+bench/RESULTS.md (half of each person's photos as catalog, the rest as queries): both rank the right person
+first on every query (100% vs 100%), the centroid's margin over the runner-up is 5% wider (0.283 vs 0.269).
+With accuracy tied, nearest photo wins on the rest: the calibration is fitted on photo-to-photo distances, so
+percentages mean the same thing for one-photo and many-photo persons, and the card shows the very photo that
+matched rather than an average nobody looks like.
 """
 
 from __future__ import annotations
