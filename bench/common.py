@@ -89,22 +89,25 @@ class DevCatalog:
     queries: dict[str, list[Path]]
 
 
+@cache
 def dev_catalog() -> DevCatalog:
-    """Build (once, cached in WORK) the same catalog as tests/conftest.py; returns where it is and the queries."""
+    """Bring the tests' catalog in WORK up to date (incremental: unchanged photos are reused) and index it.
+
+    Rebuilt on every run rather than trusted from a previous one: the engine's files may have changed since.
+    """
     from lookalike.embed import build_embeddings
     from lookalike.indexing import build_index
 
     faces = person_photos()
     root = WORK / "dev-catalog"
     photos, assets = root / "photos", root / "assets"
-    if not (assets / "index.json").is_file():
-        photos.mkdir(parents=True, exist_ok=True)
-        for person, paths in faces.items():
-            link = photos / f"{person}{paths[0].suffix}"
-            if not link.is_symlink():
-                link.symlink_to(paths[0])
-        build_embeddings(photos, assets, jitters=0, workers=2, progress=False)
-        build_index(assets)
+    photos.mkdir(parents=True, exist_ok=True)
+    for person, paths in faces.items():
+        link = photos / f"{person}{paths[0].suffix}"
+        if not link.is_symlink():
+            link.symlink_to(paths[0])
+    build_embeddings(photos, assets, jitters=0, workers=2, progress=False)
+    build_index(assets)
     return DevCatalog(assets, {p: paths[1:] for p, paths in faces.items() if len(paths) > 1})
 
 
