@@ -19,7 +19,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/run.py` puts bench/ on sys.path, not the project root
     sys.path.insert(0, str(ROOT))
 
-from bench import bot_latency, capacity, dlib_builds, index_scale, nmslib_builds, pipeline, report, throughput  # noqa: E402
+from bench import (  # noqa: E402
+    bot_latency,
+    capacity,
+    dlib_builds,
+    index_scale,
+    nmslib_builds,
+    pipeline,
+    report,
+    soak,
+    throughput,
+)
 from bench.common import BENCH, Section  # noqa: E402
 
 RAW = BENCH / "results.json"  # every section's text and numbers, so the report can be redone without measuring
@@ -32,6 +42,7 @@ PARTS = {
     "nmslib": nmslib_builds.run,
     "throughput": throughput.run,
     "bot": bot_latency.run,
+    "soak": soak.run,
 }
 
 

@@ -72,12 +72,26 @@ def analyze_photo(
 
 
 def face_crop(rgb: np.ndarray, face: Face | FoundFace, size: int = CROP_SIZE) -> Image.Image:
-    """A square crop centred on the face with some margin (black where it leaves the image), ``size`` px."""
+    """A square crop centred on the face with some margin (black where it leaves the image), ``size`` px.
+
+    Only the pixels inside the image are sliced out and scaled (box-reduced, then bilinear): no copy of the
+    whole photo, which halves the cost on a 1280 px photo (bench/RESULTS.md, "face crop").
+    """
     left, top, right, bottom = face.box
     side = max(right - left, bottom - top) * (1 + 2 * CROP_MARGIN)
-    cx, cy = (left + right) / 2, (top + bottom) / 2
-    box = (round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2))
-    return Image.fromarray(rgb).crop(box).resize((size, size), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    x0, y0 = round((left + right - side) / 2), round((top + bottom - side) / 2)
+    height, width = rgb.shape[:2]
+    inside = (max(0, x0), max(0, y0), min(width, round(x0 + side)), min(height, round(y0 + side)))
+    scale = size / side
+    part = Image.fromarray(rgb[inside[1] : inside[3], inside[0] : inside[2]])
+    part = part.resize(
+        (max(1, round(part.width * scale)), max(1, round(part.height * scale))),
+        Image.Resampling.BILINEAR,
+        reducing_gap=2.0,
+    )
+    canvas = Image.new("RGB", (size, size))
+    canvas.paste(part, (round((inside[0] - x0) * scale), round((inside[1] - y0) * scale)))
+    return canvas
 
 
 def face_crop_jpeg(rgb: np.ndarray, face: Face | FoundFace, size: int = CROP_SIZE) -> bytes:
