@@ -26,6 +26,9 @@ CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
 """
 
 
+LATENCY_WINDOW = 10_000  # latency percentiles are over the most recent photos, not the bot's whole life
+
+
 @dataclass(frozen=True)
 class Stats:
     requests: int
@@ -75,7 +78,8 @@ class FeedbackStore:
                 "GROUP BY person ORDER BY n DESC, person LIMIT ?",
                 (top,),
             ).fetchall()
-            latencies = [row[0] for row in db.execute("SELECT seconds FROM requests ORDER BY seconds")]
+            recent = db.execute("SELECT seconds FROM requests ORDER BY ts DESC LIMIT ?", (LATENCY_WINDOW,))
+            latencies = sorted(row[0] for row in recent)
         return Stats(
             requests=sum(outcomes.values()),
             outcomes=outcomes,

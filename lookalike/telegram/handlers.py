@@ -23,6 +23,7 @@ from lookalike.matcher import Match
 from lookalike.pool import PoolBusy, PoolError
 from lookalike.render import render_card
 from lookalike.telegram import keyboards
+from lookalike.telegram.feedback import LATENCY_WINDOW
 from lookalike.telegram.results import FaceResult, Result
 from lookalike.telegram.service import JOB_TIMEOUT, TELEGRAM_DOWNLOAD_LIMIT, Service
 from lookalike.telegram.texts import language, percent, text
@@ -117,7 +118,7 @@ async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     body = (
         f"<b>Requests</b>: {stats.requests} ({outcomes})\n<b>Faces found</b>: {stats.faces}\n"
         f"<b>Feedback</b>: {stats.up} 👍 / {stats.down} 👎 ({liked})\n"
-        f"<b>Latency</b>: p50 {stats.p50:.2f} s, p95 {stats.p95:.2f} s\n"
+        f"<b>Latency</b> (last {LATENCY_WINDOW:,} photos): p50 {stats.p50:.2f} s, p95 {stats.p95:.2f} s\n"
         f"<b>Queue</b>: {svc.pool.queue_depth} waiting, {svc.pool.busy_workers}/{svc.pool.size} workers busy, "
         f"{svc.pool.restarts} restarts\n<b>Top matches</b>:\n{top or '  none yet'}"
     )
