@@ -107,6 +107,7 @@ def test_votes_are_stored_without_the_photo(api: FakeBotApi, bot, user: int, cat
         pytest.param(lambda api, u: api.send_text(u, "hello"), "help", id="text"),
         pytest.param(lambda api, u: api.send_text(u, "/start"), "help", id="start"),
         pytest.param(lambda api, u: api.send_text(u, "/help"), "help", id="help"),
+        pytest.param(lambda api, u: api.send_text(u, "/settings"), "help", id="unknown-command"),
         pytest.param(lambda api, u: api.send_sticker(u), "sticker", id="sticker"),
         pytest.param(
             lambda api, u: api.send_document(u, b"%PDF-1.4 fake", "cv.pdf", "application/pdf"), "not_a_photo", id="pdf"

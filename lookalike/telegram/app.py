@@ -65,6 +65,7 @@ def build_application(settings: Settings, service: Service, polling: bool) -> Ap
             MessageHandler(filters.Document.ALL & new, handlers.on_document),
             MessageHandler(filters.Sticker.ALL & private & new, handlers.on_sticker),
             MessageHandler(filters.TEXT & ~filters.COMMAND & private & new, handlers.on_text),
+            MessageHandler(filters.COMMAND & private & new, handlers.on_help),  # a command we don't know: help
             MessageHandler(private & new & ~filters.COMMAND & ~filters.StatusUpdate.ALL, handlers.on_other),
             CallbackQueryHandler(handlers.on_button),
         ]
