@@ -22,6 +22,12 @@ PLOTS = {
 }
 
 
+def _save(fig, out: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+
+
 def plot_stages(data: dict[str, Any], out: Path) -> bool:
     """Stacked bars of median ms per stage, ours and the article's, at each Telegram size."""
     stages = data.get("stages")
@@ -42,9 +48,7 @@ def plot_stages(data: dict[str, Any], out: Path) -> bool:
     ax.set_xlabel("median ms per photo (stages stacked)")
     ax.set_title("Per-photo latency by stage: ours vs the article's pipeline")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
+    _save(fig, out)
     return True
 
 
@@ -69,9 +73,7 @@ def plot_index(data: dict[str, Any], out: Path) -> bool:
     ax.set_ylabel("recall@1 vs exact")
     ax.set_title("HNSW: recall vs latency over ef_search")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
+    _save(fig, out)
     return True
 
 
@@ -87,9 +89,7 @@ def plot_throughput(data: dict[str, Any], out: Path) -> bool:
     ax.set_ylabel("photos/s (1280 px)")
     ax.set_title("Throughput vs workers")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
+    _save(fig, out)
     return True
 
 
@@ -106,9 +106,7 @@ def plot_latency(data: dict[str, Any], out: Path) -> bool:
     ax.set_ylabel("update → card, s")
     ax.set_title("Bot latency under load")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
+    _save(fig, out)
     return True
 
 

@@ -1210,11 +1210,8 @@ class FakeBotApi:
         chat_type: str = "private",
     ) -> JSON:
         """A user sends a video (the bytes need not be a real video)."""
-        video = self._new_media(
-            "video", data, file_name=file_name, file_size=file_size, duration=duration, width=width, height=height
-        )
-        content: JSON = {"video": video, **self._caption_fields(caption)}
-        return self.send_content(user_id, content, chat_id=chat_id, chat_type=chat_type)
+        clip = dict(duration=duration, width=width, height=height, file_name=file_name, file_size=file_size)
+        return self._send_clip("video", user_id, data, caption, clip, chat_id, chat_type)
 
     def send_animation(
         self,
@@ -1231,11 +1228,25 @@ class FakeBotApi:
         chat_type: str = "private",
     ) -> JSON:
         """A user sends a GIF; like Telegram the message has both ``animation`` and ``document``."""
-        animation = self._new_media(
-            "animation", data, file_name=file_name, file_size=file_size, duration=duration, width=width, height=height
-        )
-        document = {k: animation[k] for k in ("file_id", "file_unique_id", "file_name", "mime_type", "file_size")}
-        content: JSON = {"animation": animation, "document": document, **self._caption_fields(caption)}
+        clip = dict(duration=duration, width=width, height=height, file_name=file_name, file_size=file_size)
+        return self._send_clip("animation", user_id, data, caption, clip, chat_id, chat_type)
+
+    def _send_clip(
+        self,
+        kind: str,
+        user_id: int,
+        data: bytes,
+        caption: str | None,
+        clip: JSON,
+        chat_id: ChatId | None,
+        chat_type: str,
+    ) -> JSON:
+        media = self._new_media(kind, data, **clip)
+        content: JSON = {kind: media, **self._caption_fields(caption)}
+        if kind == "animation":
+            content["document"] = {
+                k: media[k] for k in ("file_id", "file_unique_id", "file_name", "mime_type", "file_size")
+            }
         return self.send_content(user_id, content, chat_id=chat_id, chat_type=chat_type)
 
     def press_button(
