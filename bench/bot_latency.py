@@ -1,6 +1,6 @@
 """Bot latency (item 5): simulated users send photos to the real bot through the fake Bot API server.
 
-Everything runs on loopback: ``tests/fake_bot_api.py`` plays Telegram, ``tests/bot_harness.py`` runs the real
+Everything runs on loopback: ``testkit/fake_bot_api.py`` plays Telegram, ``testkit/running.py`` runs the real
 bot (``lookalike.telegram.app.serve``) in a thread with 2 workers. Photos arrive as a Poisson stream at RATES
 photos/s, each from a new user (so per-user limits never apply); latency is from the moment the update
 is queued for getUpdates to the moment the fake server receives the card (sendPhoto), both on
@@ -9,27 +9,18 @@ is queued for getUpdates to the moment the fake server receives the card (sendPh
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, Section, big_query_photos, dev_catalog, median, percentile, scaled_jpeg, table, verdict
+from bench.common import Section, big_query_photos, dev_catalog, median, percentile, scaled_jpeg, table, verdict
+from testkit.fake_bot_api import FakeBotApi
+from testkit.running import bot_settings, running_bot
 
 RATES = (1.0, 2.0, 4.0, 8.0, 12.0)  # beyond 4/s: where the knee is (2 workers serve ~15 photos/s)
 WORKERS = 2
-
-
-def _harness():  # tests/ is not a package: put it on sys.path the way pytest does
-    tests = str(ROOT / "tests")
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-    import bot_harness
-    from fake_bot_api import FakeBotApi
-
-    return FakeBotApi, bot_harness
 
 
 def offer(api, photos: list[bytes], rate: float, seconds: float, first_user: int, seed: int) -> list[float]:
@@ -54,15 +45,14 @@ def offer(api, photos: list[bytes], rate: float, seconds: float, first_user: int
 
 def run(quick: bool) -> list[Section]:
     section = Section("Bot latency under load (item 5)")
-    fake_api_class, harness = _harness()
     photos = [scaled_jpeg(p, 1280) for p in big_query_photos(12)]
     seconds = 15.0 if quick else 45.0
     results: dict[float, list[float]] = {}
-    with tempfile.TemporaryDirectory() as tmp, fake_api_class() as api:
-        settings = harness.bot_settings(
+    with tempfile.TemporaryDirectory() as tmp, FakeBotApi() as api:
+        settings = bot_settings(
             api, dev_catalog().assets, Path(tmp), workers=WORKERS, queue_size=256, photos_per_minute=100_000
         )
-        with harness.running_bot(settings):
+        with running_bot(settings):
             api.wait_for_poller(timeout=60)
             offer(api, photos, 1.0, 2.0, first_user=1_000, seed=0)  # warm-up: first replies pay connection set-up
             for i, rate in enumerate(RATES):

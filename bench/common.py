@@ -22,11 +22,12 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-FACES = Path(os.environ.get("LOOKALIKE_FACES", ROOT.parent / "shared" / "faces"))
 WORK = Path(os.environ.get("LOOKALIKE_BENCH_TMP", "/tmp/lookalike-bench"))  # built catalogs: never in the repo
 
 if str(ROOT) not in sys.path:  # `python bench/run.py` puts bench/ first, not the project root
     sys.path.insert(0, str(ROOT))
+
+from testkit.data import BuiltCatalog, build_catalog, person_photos  # noqa: E402  (after the path fix above)
 
 
 @dataclass
@@ -40,22 +41,6 @@ class Section:
     def add(self, text: str) -> None:
         self.markdown += text.rstrip() + "\n\n"
         print(text.rstrip() + "\n", flush=True)
-
-
-def _photo_key(path: Path) -> tuple[int, str]:
-    return (int(path.stem), path.suffix) if path.stem.isdigit() else (10**9, path.name)
-
-
-@cache
-def person_photos() -> dict[str, list[Path]]:
-    """Every person of the dev set and their photos in numeric order (same order as tests/conftest.py)."""
-    if not FACES.is_dir():
-        raise SystemExit(f"{FACES} not found: the benchmarks read real faces from ../shared/faces")
-    return {
-        d.name: sorted((p for p in d.iterdir() if p.is_file()), key=_photo_key)
-        for d in sorted(FACES.iterdir())
-        if d.is_dir()
-    }
 
 
 def big_query_photos(limit: int, min_side: int = 1200) -> list[Path]:
@@ -81,34 +66,13 @@ def scaled_jpeg(path: Path, long_side: int, quality: int = 87) -> bytes:
         return out.getvalue()
 
 
-@dataclass(frozen=True)
-class DevCatalog:
-    """The tests' dev catalog (first photo of each person) built into WORK, and the remaining photos as queries."""
-
-    assets: Path
-    queries: dict[str, list[Path]]
-
-
 @cache
-def dev_catalog() -> DevCatalog:
-    """Bring the tests' catalog in WORK up to date (incremental: unchanged photos are reused) and index it.
+def dev_catalog() -> BuiltCatalog:
+    """The tests' catalog (first photo of each person), brought up to date in WORK and indexed.
 
     Rebuilt on every run rather than trusted from a previous one: the engine's files may have changed since.
     """
-    from lookalike.embed import build_embeddings
-    from lookalike.indexing import build_index
-
-    faces = person_photos()
-    root = WORK / "dev-catalog"
-    photos, assets = root / "photos", root / "assets"
-    photos.mkdir(parents=True, exist_ok=True)
-    for person, paths in faces.items():
-        link = photos / f"{person}{paths[0].suffix}"
-        if not link.is_symlink():
-            link.symlink_to(paths[0])
-    build_embeddings(photos, assets, jitters=0, workers=2, progress=False)
-    build_index(assets)
-    return DevCatalog(assets, {p: paths[1:] for p, paths in faces.items() if len(paths) > 1})
+    return build_catalog(WORK / "dev-catalog")
 
 
 def timed(func: Callable[..., Any], *args: Any) -> tuple[Any, float]:

@@ -3,7 +3,7 @@
 Synthetic data, shaped like real descriptors: each synthetic person's centre is a real dev-set descriptor plus
 Gaussian noise (per-dimension spread taken from the real descriptors), and each photo is that centre plus a
 smaller within-person noise. Queries are fresh photos of catalog persons (never rows of the index), as a user's
-face would be. Exact answers come from ``lookalike.index.exact_knn``; recall@1 counts a hit when HNSW's first
+face would be. Exact answers come from ``lookalike.engine.hnsw.exact_knn``; recall@1 counts a hit when HNSW's first
 answer is at the exact nearest distance.
 """
 
@@ -19,9 +19,9 @@ import numpy as np
 
 from bench.common import Section, dev_catalog, median, ms, percentile, rss_mb, table, timed
 from bench.nmslib_builds import saved_index_dir
-from lookalike.index import HnswIndex, HnswParams, exact_knn
-from lookalike.similarity import nearest_other_person
-from lookalike.store import Store
+from lookalike.assets import Store
+from lookalike.engine.hnsw import HnswIndex, HnswParams, exact_knn
+from lookalike.engine.similarity import nearest_other_person
 
 PHOTOS_PER_PERSON = 10
 WITHIN_SIGMA = 0.025  # per dimension: puts same-person distances near 0.35, as dlib's model gives for real photos

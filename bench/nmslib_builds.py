@@ -27,7 +27,7 @@ def saved_index_dir(n: int) -> Path:
 
 def worker(folder: Path) -> None:
     """In the measured interpreter: load the saved index, time single queries; rebuild a slice, time the build."""
-    from lookalike.index import HnswIndex, HnswParams
+    from lookalike.engine.hnsw import HnswIndex, HnswParams
 
     index = HnswIndex.load(folder)
     queries = np.load(folder / "queries.npy")
@@ -51,7 +51,7 @@ def run(quick: bool, n: int = 0) -> list[Section]:
         section.add(f"Skipped: no native nmslib build at {NATIVE_PYTHON} (set LOOKALIKE_NMSLIB_PYTHON).")
         return [section]
     from bench.index_scale import synthesize
-    from lookalike.index import HnswIndex, HnswParams
+    from lookalike.engine.hnsw import HnswIndex, HnswParams
 
     n = n or (100_000 if quick else 1_000_000)
     folder = saved_index_dir(n)

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from bench.common import (
-    DevCatalog,
+    BuiltCatalog,
     Section,
     big_query_photos,
     dev_catalog,
@@ -33,12 +33,12 @@ from bench.common import (
     timed,
     verdict,
 )
-from lookalike.analysis import analyze_photo, analyzer, face_crop_jpeg
+from lookalike.engine.analysis import analyze_photo, analyzer, face_crop_jpeg
+from lookalike.engine.faces import CHIP_PADDING, CHIP_SIZE, DetectOptions, FaceAnalyzer
+from lookalike.engine.images import load_rgb
+from lookalike.engine.matcher import Matcher
+from lookalike.engine.render import render_card
 from lookalike.errors import PhotoError
-from lookalike.faces import CHIP_PADDING, CHIP_SIZE, DetectOptions, FaceAnalyzer
-from lookalike.images import load_rgb
-from lookalike.matcher import Matcher
-from lookalike.render import render_card
 
 SIZES = (320, 640, 1280)
 STAGES = ("decode", "detection", "landmarks", "descriptor", "face crop", "index query", "similarity", "card")
@@ -69,7 +69,7 @@ Pipeline = Callable[[bytes], Run]
 class Pipelines:
     """Both pipelines over one loaded catalog, so each is a plain ``bytes -> Run`` call."""
 
-    def __init__(self, catalog: DevCatalog) -> None:
+    def __init__(self, catalog: BuiltCatalog) -> None:
         self.matcher = Matcher(catalog.assets)
         self.vectors = self.matcher.store.vectors
         self.persons = [p.person for p in self.matcher.store.photos]
@@ -202,7 +202,7 @@ def by_stage(section: Section, pipes: Pipelines, quick: bool) -> None:
     section.data["descriptor_share_1280"] = share
 
 
-def dev_top1(section: Section, pipes: Pipelines, catalog: DevCatalog, quick: bool) -> None:
+def dev_top1(section: Section, pipes: Pipelines, catalog: BuiltCatalog, quick: bool) -> None:
     """Item 1's check on the whole dev set (photos as they are): do both pipelines name the same person?"""
     queries = [(person, p) for person, paths in catalog.queries.items() for p in paths]
     if quick:

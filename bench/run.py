@@ -21,6 +21,7 @@ if str(ROOT) not in sys.path:  # `python bench/run.py` puts bench/ on sys.path, 
 
 from bench import (  # noqa: E402
     bot_latency,
+    burst,
     capacity,
     dlib_builds,
     index_scale,
@@ -43,6 +44,7 @@ PARTS = {
     "throughput": throughput.run,
     "bot": bot_latency.run,
     "soak": soak.run,
+    "burst": burst.run,
 }
 
 

@@ -1,23 +1,21 @@
 """Soak (issue 5): 200 users, 2,000 photos (400 with --quick) through ``bot.py`` and the fake Bot API, with a
-restart of the bot halfway; the same harness as tests/test_soak.py (CI size), run long."""
+restart of the bot halfway; the same harness as tests/test_soak.py (testkit/soak.py) (CI size), run long."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
-from bench.bot_latency import _harness
 from bench.common import Section, dev_catalog, table, verdict
+from testkit.fake_bot_api import FakeBotApi
+from testkit.running import free_port
+from testkit.soak import run_soak, telegram_sized
 
 USERS = 200
 RATE = 4.0  # photos/s offered: the bot-latency section puts 2 workers' knee well above this
 
 
 def run(quick: bool) -> list[Section]:
-    _harness()  # puts tests/ on sys.path
-    from fake_bot_api import FakeBotApi
-    from soak import run_soak, telegram_sized
-    from test_bot_modes import free_port
 
     catalog = dev_catalog()
     photos = telegram_sized([p for paths in catalog.queries.values() for p in paths[:3]])

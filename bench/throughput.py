@@ -12,8 +12,8 @@ import os
 import time
 
 from bench.common import Section, big_query_photos, median, scaled_jpeg, table, verdict
-from lookalike.analysis import analyze_photo, analyzer
-from lookalike.pool import WorkerPool
+from lookalike.engine.analysis import analyze_photo, analyzer
+from lookalike.engine.pool import WorkerPool
 
 WORKERS = (1, 2)
 

@@ -79,3 +79,26 @@ def return_a_lock() -> threading.Lock:
 
 def fail_to_initialize() -> None:
     raise RuntimeError("models missing")
+
+
+INITIALIZED_BY = 0  # pid of the process whose initializer ran: tells a pooled item from one run in-process
+
+
+def remember_initializer() -> None:
+    global INITIALIZED_BY
+    INITIALIZED_BY = os.getpid()
+
+
+def item_job(item: str) -> tuple[str, int]:
+    """For imap_unordered: "crash", "hang" and "raise" misbehave, any other item comes back upper-cased."""
+    if item == "crash":
+        segfault()
+    elif item == "hang":
+        time.sleep(30.0)
+    elif item == "raise":
+        raise ValueError("bad item")
+    return item.upper(), INITIALIZED_BY
+
+
+def slow_initializer() -> None:
+    time.sleep(0.5)  # as loading models does

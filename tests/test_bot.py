@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import io
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
 
 import pytest
-from bot_harness import bot_settings, running_bot
-from conftest import BuiltCatalog
-from fake_bot_api import FakeBotApi
-from images_corpus import encode
 from PIL import Image
 
+from lookalike.engine import render
 from lookalike.telegram.texts import TEXTS
+from testkit.data import BuiltCatalog
+from testkit.fake_bot_api import FakeBotApi
+from testkit.images import encode
+from testkit.running import bot_settings, running_bot
 
 EN, RU = TEXTS["en"], TEXTS["ru"]
 
@@ -54,8 +56,8 @@ def test_selfie_gets_a_card_naming_the_person(api: FakeBotApi, bot, user: int, c
     assert caption.startswith("You look like Barack Obama — ") and caption.split("— ")[1].startswith(("9", "100"))
     assert "https://en.wikipedia.org/wiki/obama" in str(card.message.get("caption_entities"))
     image = Image.open(io.BytesIO(card.upload().data))
-    assert image.format == "JPEG" and image.size == (720, 400)
-    assert [b["text"] for b in card.buttons] == ["More matches", "👍", "👎"]
+    assert image.format == "JPEG" and image.size == (render.CARD_W, render.CARD_H)
+    assert [b["text"] for b in card.buttons] == ["More matches", "🎭 Blend", "👍", "👎"]
     actions = api.requests("sendChatAction", chat_id=user)
     assert actions and actions[0].params["action"] == "upload_photo" and actions[0].at < card.at
 
@@ -84,9 +86,43 @@ def test_more_matches_lists_the_next_four(api: FakeBotApi, bot, user: int, catal
     assert [line.split(".")[0] for line in more] == ["2", "3", "4", "5"]
     assert all(line.endswith("%") for line in more)
     assert "George W Bush" not in " ".join(more)
-    assert [b["text"] for b in edit.buttons] == ["👍", "👎"]
+    assert [b["text"] for b in edit.buttons] == ["🎭 Blend", "👍", "👎"]
     [answer] = api.requests("answerCallbackQuery")[-1:]
     assert answer.ok
+
+
+def test_blend_sends_an_animation_of_the_user_becoming_the_match(
+    api: FakeBotApi, bot, user: int, catalog: BuiltCatalog
+) -> None:
+    api.send_photo(user, catalog.queries["madonna"][1].read_bytes())
+    [card] = api.wait_for_sent(chat_id=user, method="sendPhoto", timeout=30)
+    api.press_button(user, card.message["message_id"], text="🎭 Blend")
+    [animation] = api.wait_for_sent(chat_id=user, method="sendAnimation", timeout=60)
+    assert animation.message["caption"] == "You → Madonna"
+    assert animation.message["reply_to_message"]["message_id"] == card.message["message_id"]
+    video = animation.upload().data
+    assert 10_000 < len(video) < 1_000_000 and video[4:8] == b"ftyp"  # an MP4 under Telegram's 1 MB promise
+    actions = [r.params["action"] for r in api.requests("sendChatAction", chat_id=user)]
+    assert "upload_video" in actions
+
+    api.press_button(user + 1000, card.message["message_id"], text="🎭 Blend", check=False)  # someone else's card
+    api.wait_for(lambda r: r.method == "answerCallbackQuery" and r.params.get("text") == EN["not_yours"], timeout=10)
+    assert len(api.sent(chat_id=user, method="sendAnimation")) == 1
+
+
+def test_blend_without_landmarks_says_whose_face(user: int, catalog: BuiltCatalog, tmp_path) -> None:
+    """The match's thumbnail replaced by a blank square: no 68 landmarks to hold on to, and the user is told."""
+    assets = tmp_path / "assets"
+    shutil.copytree(catalog.assets, assets)
+    for thumb in (assets / "thumbs").iterdir():
+        thumb.write_bytes(encode(Image.new("RGB", (320, 320), (128, 128, 128))))
+    with FakeBotApi() as api, running_bot(bot_settings(api, assets, tmp_path, workers=1)):
+        api.wait_for_poller(timeout=60)
+        api.send_photo(user, catalog.queries["madonna"][1].read_bytes())
+        [card] = api.wait_for_sent(chat_id=user, method="sendPhoto", timeout=30)
+        api.press_button(user, card.message["message_id"], text="🎭 Blend")
+        [answer] = api.wait_for_sent(chat_id=user, method="sendMessage", timeout=60)
+    assert answer.message["text"] == EN["no_landmarks"].format(whose=EN["celebrity_face"])
 
 
 def test_votes_are_stored_without_the_photo(api: FakeBotApi, bot, user: int, catalog: BuiltCatalog) -> None:

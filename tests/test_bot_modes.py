@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bot_harness import bot_settings, running_bot
-from conftest import ROOT, BuiltCatalog
-from fake_bot_api import FakeBotApi
 
 from lookalike.telegram.texts import TEXTS
+from testkit.data import ROOT, BuiltCatalog
+from testkit.fake_bot_api import FakeBotApi
+from testkit.running import BotProcess, bot_settings, free_port, running_bot
 
 EN = TEXTS["en"]
 TOKEN = "7654321:AAH-very-secret-token_Zx9"
@@ -31,82 +29,52 @@ def api() -> Iterator[FakeBotApi]:
         fake.assert_no_internal_errors()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_bot_py(api: FakeBotApi, assets: Path, tmp: Path, log: Path, *flags: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "TELEGRAM_TOKEN": api.token,
-        "LOOKALIKE_BASE_URL": api.base_url,
-        "LOOKALIKE_BASE_FILE_URL": api.base_file_url,
-    }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "bot.py",
-            "--assets",
-            str(assets),
-            "--workers",
-            "1",
-            "--feedback-db",
-            str(tmp / "f.db"),
-            "--log-level",
-            "DEBUG",
-            *flags,
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("ab"),
-    )
-
-
-def stop(process: subprocess.Popen) -> int:
-    process.send_signal(signal.SIGTERM)
-    return process.wait(timeout=60)
-
-
 def test_bot_py_logs_no_token_finishes_work_on_sigterm_and_loses_nothing_on_restart(
     api: FakeBotApi, catalog: BuiltCatalog, tmp_path: Path
 ) -> None:
-    log = tmp_path / "bot.log"
-    bot = start_bot_py(api, catalog.assets, tmp_path, log, "--log-format", "json")
+    bot = BotProcess(api, catalog.assets, tmp_path, "--log-format", "json", "--log-level", "DEBUG")
     try:
         api.wait_for_poller(timeout=90)
         api.send_text(501, "/help")
         api.wait_for_sent(chat_id=501, timeout=10)
         api.send_photo(502, catalog.queries["obama"][0].read_bytes())
         api.wait_for(lambda r: r.method == "getFile", timeout=10)  # the photo is being worked on ...
-        assert stop(bot) == 0  # ... when the operator stops the bot
+        assert bot.stop() == 0  # ... when the operator stops the bot
         [card] = api.wait_for_sent(chat_id=502, method="sendPhoto", timeout=5)
         assert "Barack Obama" in card.message["caption"]
     finally:
-        if bot.poll() is None:
+        if bot.process.poll() is None:
             bot.kill()
 
     api.send_text(503, "/start")  # arrives while the bot is down
-    bot = start_bot_py(api, catalog.assets, tmp_path, log)
+    bot = BotProcess(api, catalog.assets, tmp_path, "--log-level", "DEBUG")
     try:
         api.wait_for_sent(chat_id=503, timeout=90)
         api.wait_for_poller(timeout=10)
-        assert stop(bot) == 0
+        assert bot.stop() == 0
     finally:
-        if bot.poll() is None:
+        if bot.process.poll() is None:
             bot.kill()
     for chat, count in ((501, 1), (502, 1), (503, 1)):
         assert len(api.sent(chat_id=chat)) == count, f"chat {chat}: {len(api.sent(chat_id=chat))} answers"
 
-    output = log.read_text()
+    output = bot.log_text()
     assert TOKEN not in output and TOKEN.split(":")[1] not in output
     assert "getUpdates" in output  # library lines with URLs were logged, scrubbed
     records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     photo = next(r for r in records if r["msg"] == "photo")
     assert photo["user"] == 502 and photo["outcome"] == "matched" and photo["match"] == "obama"
     assert not any("image" in key or "bytes" in key for r in records for key in r)
+
+
+def scrape_until(port: int, line: str, timeout: float = 5.0) -> str:
+    """The /metrics text once it shows ``line`` (or the last one scraped, for the assertion's message)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        if line in metrics or time.monotonic() > deadline:
+            return metrics
+        time.sleep(0.05)
 
 
 def test_webhook_mode_checks_the_secret_and_serves_health_and_metrics(
@@ -129,7 +97,7 @@ def test_webhook_mode_checks_the_secret_and_serves_health_and_metrics(
 
         health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read())
         assert health["status"] == "ok" and health["workers"] == 2
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        metrics = scrape_until(port, 'lookalike_requests_total{outcome="matched"} 1.0')  # counted after sending
         assert 'lookalike_requests_total{outcome="matched"} 1.0' in metrics
         assert "lookalike_webhook_rejected_total 2.0" in metrics
         assert 'lookalike_updates_total{kind="message"} 1.0' in metrics

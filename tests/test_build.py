@@ -9,15 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
-from images_corpus import encode
 from PIL import Image
 
-from lookalike.catalog import CatalogError, Person, scan
-from lookalike.embed import QualityRules, build_embeddings, describe_photo
-from lookalike.index import INDEX_FILE
-from lookalike.matcher import Matcher
-from lookalike.store import PhotoRecord, Store, StoreError
+from lookalike.assets import Person, PhotoRecord, Store, StoreError
+from lookalike.catalog.build_embeddings import build_embeddings
+from lookalike.catalog.describe import QualityRules, describe_photo
+from lookalike.catalog.scan import CatalogError, scan
+from lookalike.engine.hnsw import INDEX_FILE
+from lookalike.engine.matcher import Matcher
+from testkit.data import ROOT
+from testkit.images import encode
 
 
 def _link(folder: Path, name: str, target: Path) -> None:
@@ -91,11 +92,13 @@ def test_incremental_rebuild_recomputes_only_changes(photos: Path, tmp_path: Pat
     assert sum(p.person == "madonna" for p in store.photos) == 2
     assert len(list((assets / "thumbs").glob("*.jpg"))) == len(store.photos)
 
-    for thumb in list((assets / "thumbs").glob("*.jpg"))[:3]:  # a lost thumbnail is made again
+    lost = list((assets / "thumbs").glob("*.jpg"))[:3]
+    drawn = {thumb: thumb.read_bytes() for thumb in lost}
+    for thumb in lost:  # a lost thumbnail is drawn again from its photo and stored face box, nothing is re-described
         thumb.unlink()
     mended = build_embeddings(photos, assets, jitters=0, progress=False)
-    assert (mended.computed, mended.reused) == (3, 8)
-    assert len(list((assets / "thumbs").glob("*.jpg"))) == len(store.photos)
+    assert (mended.computed, mended.reused) == (0, 11)
+    assert {thumb: thumb.read_bytes() for thumb in lost} == drawn
 
 
 def test_unusable_photos_are_skipped_with_reasons(photos: Path, tmp_path: Path, faces) -> None:
@@ -113,7 +116,7 @@ def test_unusable_photos_are_skipped_with_reasons(photos: Path, tmp_path: Path, 
         str(photos),
         "--assets",
         str(tmp_path / "a"),
-        "--jitters",
+        "--catalog-jitters",
         "0",
         "--workers",
         "2",
@@ -151,12 +154,23 @@ def test_build_index_cli_checks_recall(tmp_path: Path) -> None:
     ]
     Store(people, records, vectors).save(tmp_path)
 
-    weak = _run("build_index.py", "--assets", str(tmp_path), "--M", "2", "--ef-construction", "2", "--ef-search", "1")
+    weak = _run(
+        "build_index.py", "--assets", str(tmp_path), "--hnsw-m", "2", "--ef-construction", "2", "--ef-search", "1"
+    )
     assert weak.returncode == 1 and "not saved" in weak.stderr
     assert not (tmp_path / INDEX_FILE).exists()
 
     forced = _run(
-        "build_index.py", "--assets", str(tmp_path), "--M", "2", "--ef-construction", "2", "--ef-search", "1", "--force"
+        "build_index.py",
+        "--assets",
+        str(tmp_path),
+        "--hnsw-m",
+        "2",
+        "--ef-construction",
+        "2",
+        "--ef-search",
+        "1",
+        "--force",
     )
     assert forced.returncode == 0 and (tmp_path / INDEX_FILE).exists()
 

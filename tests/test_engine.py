@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, BuiltCatalog
 
-from lookalike.analysis import analyze_photo
+from lookalike.engine.analysis import analyze_photo
+from lookalike.engine.hnsw import exact_knn
+from lookalike.engine.matcher import Matcher
+from lookalike.engine.similarity import PROBS, Calibration
 from lookalike.errors import PhotoError
-from lookalike.index import exact_knn
-from lookalike.matcher import Matcher
-from lookalike.similarity import Calibration
+from testkit.data import ROOT, BuiltCatalog
 
 
 @pytest.fixture(scope="module")
@@ -47,19 +47,23 @@ def test_top1_accuracy_on_dev_set(matcher: Matcher, query_vectors: list[tuple[st
 
 
 def test_hnsw_top1_equals_exact_top1(matcher: Matcher, query_vectors: list[tuple[str, Path, np.ndarray]]) -> None:
+    """The HNSW window (widened as needed) ranks like an exact scan of every photo's hub-corrected score."""
     vectors = np.stack([v for _, _, v in query_vectors])
-    exact_ids, _ = exact_knn(matcher.store.vectors, vectors, 1)
-    for (_, path, vector), exact in zip(query_vectors, exact_ids[:, 0]):
-        assert matcher.match(vector, 1)[0].person == matcher.store.photos[exact].person, path
+    ids, dists = exact_knn(matcher.store.vectors, vectors, len(matcher.store.vectors))
+    exact = ids[np.arange(len(ids)), np.argmin(dists - matcher.hubs.offsets[ids], axis=1)]
+    for (_, path, vector), row in zip(query_vectors, exact):
+        assert matcher.match(vector, 1)[0].person == matcher.store.photos[row].person, path
 
 
-def test_matches_are_distinct_persons_nearest_first(matcher: Matcher, query_vectors) -> None:
+def test_matches_are_distinct_persons_best_first(matcher: Matcher, query_vectors) -> None:
     _, _, vector = query_vectors[0]
     matches = matcher.match(vector, 10)
     assert len(matches) == 10
     assert len({m.person for m in matches}) == 10
-    assert [m.distance for m in matches] == sorted(m.distance for m in matches)
     assert [m.similarity for m in matches] == sorted((m.similarity for m in matches), reverse=True)
+    rows = {p.path: i for i, p in enumerate(matcher.store.photos)}
+    for m in matches:  # the plain L2 distance to the matched photo, whatever the ranking's correction
+        assert m.distance == pytest.approx(float(np.linalg.norm(matcher.store.vectors[rows[m.photo]] - vector)), 1e-4)
     assert all(m.thumb.is_file() for m in matches)
 
 
@@ -77,9 +81,13 @@ def test_similarity_monotone_and_bounded(catalog: BuiltCatalog) -> None:
     values = [calibration.similarity(d, minimum=1.0) for d in distances]
     assert all(1.0 <= v <= 100.0 for v in values)
     assert all(a >= b for a, b in itertools.pairwise(values))
-    assert calibration.similarity(calibration.mean) == pytest.approx(50.0)
-    mid = [calibration.similarity(calibration.mean + k * calibration.std) for k in (-1, 0, 1)]
+    median = calibration.knots[PROBS.index(0.5)]  # half the reference faces' best matches score below it
+    assert calibration.similarity(median) == pytest.approx(50.0)
+    mid = [calibration.similarity(median + k * calibration.std) for k in (-1, 0, 1)]
     assert mid[0] > mid[1] > mid[2]
+    low, high = calibration.knots[0] - 0.05, calibration.knots[-1] + 0.05
+    tails = [calibration.similarity(d, minimum=0.0) for d in (low, high)]
+    assert 99.0 < tails[0] < 100.0 and 0.0 < tails[1] < 1.0  # beyond the knots: still strictly decreasing
     assert calibration.similarity(5.0, minimum=7.5) == 7.5
 
 
@@ -95,7 +103,9 @@ def test_cli_json_names_the_person_and_reports_bad_files(catalog: BuiltCatalog, 
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
     queries = [catalog.queries["obama"][0], catalog.queries["madonna"][0]]
-    run = _cli("--assets", str(catalog.assets), "--top", "3", "--json", *map(str, queries), str(text_file), str(empty))
+    run = _cli(
+        "--assets", str(catalog.assets), "--top-k", "3", "--json", *map(str, queries), str(text_file), str(empty)
+    )
     assert run.returncode == 0, run.stderr
     lines = [json.loads(line) for line in run.stdout.splitlines()]
     assert [line["photo"] for line in lines] == [*map(str, queries), str(text_file), str(empty)]
@@ -104,7 +114,7 @@ def test_cli_json_names_the_person_and_reports_bad_files(catalog: BuiltCatalog, 
         face = line["faces"][0]
         assert len(face["box"]) == 4 and len(face["matches"]) == 3
         assert face["matches"][0]["person"] == person
-        assert set(face["matches"][0]) == {"person", "name", "distance", "similarity"}
+        assert set(face["matches"][0]) == {"person", "name", "role", "url", "distance", "similarity"}
     assert lines[2] == {"photo": str(text_file), "error": "not_an_image", "faces": []}
     assert lines[3]["error"] == "not_an_image"
 
@@ -122,3 +132,44 @@ def test_cli_without_assets_says_what_to_run(tmp_path: Path) -> None:
     run = _cli("--assets", str(tmp_path), "x.jpg")
     assert run.returncode == 2
     assert "build_embeddings.py" in run.stderr
+
+
+def test_cli_blend_writes_an_animation_of_the_best_match(catalog: BuiltCatalog, tmp_path: Path) -> None:
+    out = tmp_path / "me.gif"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lookalike",
+            "blend",
+            "--assets",
+            str(catalog.assets),
+            "--out",
+            str(out),
+            str(catalog.queries["madonna"][1]),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "you → Madonna" in run.stdout and out.read_bytes()[:6] == b"GIF89a"
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lookalike",
+            "blend",
+            "--assets",
+            str(catalog.assets),
+            "--out",
+            str(tmp_path / "x.avi"),
+            str(catalog.queries["madonna"][1]),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and ".mp4 or .gif" in bad.stderr

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
-from images_corpus import encode, huge_small_jpeg, png_bomb, with_orientation
 from PIL import Image
 
-from lookalike.analysis import analyze_photo
+from lookalike.engine.analysis import analyze_photo
+from lookalike.engine.images import ImageLimits, load_rgb
 from lookalike.errors import NoFace, NotAnImage, TooLarge
-from lookalike.images import ImageLimits, load_rgb
+from testkit.data import ROOT
+from testkit.images import encode, huge_small_jpeg, png_bomb, with_orientation
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_no_face_in_a_gradient() -> None:
 def test_decoding_a_small_file_with_huge_dimensions_stays_small() -> None:
     """A 7000x7000 16-bit PNG is ~100 KB; decoding it must not cost gigabytes (it is shrunk before conversion)."""
     script = (
-        "import io, resource, numpy as np; from PIL import Image; from lookalike.images import load_rgb\n"
+        "import io, resource, numpy as np; from PIL import Image; from lookalike.engine.images import load_rgb\n"
         "im = Image.fromarray(np.tile(np.linspace(0, 65535, 7000, dtype=np.uint16), (7000, 1)))\n"
         "b = io.BytesIO(); im.save(b, 'PNG'); data = b.getvalue(); del im\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"

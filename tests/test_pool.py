@@ -15,12 +15,10 @@ from typing import Any
 import numpy as np
 import pool_jobs
 import pytest
-from conftest import FACES
 from PIL import Image
 
-from lookalike import analysis
-from lookalike.errors import NoFace
-from lookalike.pool import (
+from lookalike.engine import analysis
+from lookalike.engine.pool import (
     PoolBusy,
     PoolClosed,
     PoolEvent,
@@ -30,7 +28,11 @@ from lookalike.pool import (
     WorkerPool,
     WorkerStartError,
     WorkerTimeout,
+    imap_unordered,
 )
+from lookalike.errors import NoFace
+from testkit.data import FACES
+from testkit.procs import spawn_workers
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
@@ -87,6 +89,34 @@ def test_two_workers_run_two_jobs_in_parallel() -> None:
             )
             assert pid_a != pid_b
             assert max(start_a, start_b) < min(end_a, end_b)  # the two intervals overlap
+
+    run(main())
+
+
+def test_the_event_loop_keeps_ticking_through_start_jobs_and_recovery() -> None:
+    """Start-up, a long job and a timed-out job's replacement all wait in threads, never on the loop."""
+
+    async def main() -> None:
+        ticks = 0
+
+        async def heartbeat() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        beating = asyncio.create_task(heartbeat())
+        async with WorkerPool(1, pool_jobs.slow_initializer, queue_size=1) as pool:
+            assert ticks >= 10, "initializers ran on the loop"
+            ticks = 0
+            await pool.run(pool_jobs.interval, 0.5)
+            assert ticks >= 10, "waiting for the job blocked the loop"
+            ticks = 0
+            with pytest.raises(WorkerTimeout):
+                await pool.run(pool_jobs.interval, 30.0, timeout=0.2)
+            await pool.run(pool_jobs.add, 1, 1)  # on the replacement, after its 0.5 s initializer
+            assert ticks >= 20, "replacing the worker blocked the loop"
+        beating.cancel()
 
     run(main())
 
@@ -211,6 +241,32 @@ def test_failing_initializer_fails_start() -> None:
             await WorkerPool(1, pool_jobs.fail_to_initialize).start()
 
     run(main())
+
+
+def test_imap_unordered_a_crash_or_hang_costs_only_its_item() -> None:
+    items = ["a", "crash", "b", "hang", "raise", "c", "d"]
+    got = dict(imap_unordered(pool_jobs.item_job, items, 2, pool_jobs.remember_initializer, timeout=1.0))
+    assert set(got) == set(items)
+    assert isinstance(got["crash"], WorkerDied)
+    assert isinstance(got["hang"], WorkerTimeout)
+    assert isinstance(got["raise"], ValueError)
+    done = [got[item] for item in "abcd"]
+    assert [upper for upper, _ in done] == list("ABCD")
+    initialized_by = {pid for _, pid in done}
+    assert 0 not in initialized_by and os.getpid() not in initialized_by  # ran in workers that ran the initializer
+
+
+def test_imap_unordered_runs_in_process_with_one_worker() -> None:
+    got = list(imap_unordered(pool_jobs.item_job, ["x", "raise"], 1, pool_jobs.remember_initializer))
+    assert got[0] == ("x", ("X", os.getpid()))
+    assert got[1][0] == "raise" and isinstance(got[1][1], ValueError)
+
+
+def test_imap_unordered_stopped_early_leaves_no_workers() -> None:
+    results = imap_unordered(pool_jobs.item_job, list("abcdef"), 2)
+    next(results)
+    results.close()  # what a `break` out of the build's loop does
+    assert spawn_workers() == []
 
 
 def test_real_analysis_through_the_pool() -> None:

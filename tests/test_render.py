@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from lookalike import render
+from lookalike.catalog.describe import describe_photo
+from lookalike.engine import render
+from lookalike.engine.analysis import face_crop
+from lookalike.engine.images import load_rgb
 from lookalike.errors import NotAnImage
-
-FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
+from testkit.data import FACES
 
 
 def _jpeg(image: Image.Image) -> bytes:
@@ -190,3 +191,33 @@ def test_render_faces_downscales_big_photos_and_their_boxes():
     assert _edge_change(small, out, (400, 300, 700, 600)) > 40
     unscaled_left_edge = np.s_[610:795, 795:805]  # where the box would be drawn had it not been scaled
     assert np.abs(out[unscaled_left_edge].astype(np.int16) - small[unscaled_left_edge]).mean() < 4
+
+
+def _bars(rgb: np.ndarray) -> int:
+    """Rows and columns at the image's four edges that are dark all the way across (letterbox bars)."""
+    dark = rgb.max(axis=2) < 24
+    count = 0
+    for line in (dark.all(axis=1), dark.all(axis=0)):
+        for run in (line, line[::-1]):
+            count += int(np.argmin(run)) if not run.all() else len(run)
+    return count
+
+
+def test_celebrity_side_fills_its_square_for_tight_and_portrait_catalog_photos() -> None:
+    """Tight crops (LFW-style 250 px, madonna/13 at 150 px) and 225×275 portraits give a square with no bars;
+    the user-side crop, which pads a face near the edge with black, shows the measure would catch them."""
+    small = [p for p in sorted(FACES.glob("*/*.jpg")) if max(Image.open(p).size) <= 260][::6]
+    small.append(FACES / "madonna/13.jpg")
+    padded = 0
+    for path in small:
+        data = path.read_bytes()
+        described = describe_photo(data, 0)
+        if described.vector is None:
+            continue
+        rgb = load_rgb(data)
+        thumb = np.asarray(_decode(described.thumb_jpeg))
+        assert thumb.shape == (render.FACE, render.FACE, 3)
+        allowed = _bars(rgb) * render.FACE / min(rgb.shape[:2]) + 2  # dark edges the photo itself has, scaled
+        assert _bars(thumb) <= allowed, path
+        padded += _bars(np.asarray(face_crop(rgb, described))) > allowed
+    assert len(small) > 20 and padded > len(small) // 3

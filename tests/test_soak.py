@@ -6,10 +6,10 @@ import itertools
 import os
 from pathlib import Path
 
-from conftest import BuiltCatalog
-from fake_bot_api import FakeBotApi
-from soak import run_soak, telegram_sized
-from test_bot_modes import free_port
+from testkit.data import BuiltCatalog
+from testkit.fake_bot_api import FakeBotApi
+from testkit.running import free_port
+from testkit.soak import run_soak, telegram_sized
 
 PHOTOS = int(os.environ.get("LOOKALIKE_SOAK_PHOTOS", "240"))
 

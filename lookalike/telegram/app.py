@@ -20,20 +20,26 @@ from telegram.ext import (
     filters,
 )
 
-from lookalike.config import Settings
-from lookalike.telegram import handlers
+from lookalike.logs import Throttled
+from lookalike.settings import Settings
+from lookalike.telegram import buttons, commands, photos
 from lookalike.telegram.limits import PacedRateLimiter
 from lookalike.telegram.metrics import Metrics
+from lookalike.telegram.polling import poll, replay
 from lookalike.telegram.server import WEBHOOK_PATH, HttpServer
 from lookalike.telegram.service import Service
+from lookalike.telegram.sqlite import StorageError
 from lookalike.telegram.texts import TEXTS
 
-log = logging.getLogger("lookalike.bot")
+log = logging.getLogger(__name__)
+failures = Throttled(log)
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]  # not edits: an edited caption is not a new photo
-CONCURRENT_UPDATES = 256  # updates handled at once: photos wait in the pool's queue, /help never waits
+# Updates handled at once: as many photos as the pool can hold (more would only wait, holding memory), plus room
+# so that /help and buttons never wait behind photos.
+OTHER_UPDATES = 32
 
 
-def build_application(settings: Settings, service: Service, polling: bool) -> Application:
+def build_application(settings: Settings, service: Service) -> Application:
     builder = (
         ApplicationBuilder()
         .token(settings.token)
@@ -42,14 +48,13 @@ def build_application(settings: Settings, service: Service, polling: bool) -> Ap
         .rate_limiter(PacedRateLimiter())
         # answers quote the photo they are about (users send several at once), unless it was deleted meanwhile
         .defaults(Defaults(do_quote=True, allow_sending_without_reply=True))
-        .concurrent_updates(CONCURRENT_UPDATES)
+        .concurrent_updates(settings.workers + settings.queue_size + OTHER_UPDATES)
+        .updater(None)  # polling is ours (lookalike/telegram/polling.py)
         .connect_timeout(10)
         .read_timeout(settings.api_timeout)
         .write_timeout(settings.api_timeout)
         .get_updates_read_timeout(40)
     )
-    if not polling:
-        builder = builder.updater(None)
     app = builder.build()
     app.bot_data["service"] = service
     private = filters.ChatType.PRIVATE
@@ -57,19 +62,19 @@ def build_application(settings: Settings, service: Service, polling: bool) -> Ap
     app.add_handler(TypeHandler(Update, _count_update), group=-1)
     app.add_handlers(
         [
-            CommandHandler(["start", "help"], handlers.on_help, filters=new),
-            CommandHandler("lookalike", handlers.on_lookalike, filters=new),
-            CommandHandler("stats", handlers.on_stats, filters=new),
-            MessageHandler(filters.PHOTO & new, handlers.on_photo),
-            MessageHandler((filters.ANIMATION | filters.VIDEO | filters.VIDEO_NOTE) & private & new, handlers.on_video),
-            MessageHandler(filters.Document.ALL & new, handlers.on_document),
-            MessageHandler(filters.Sticker.ALL & private & new, handlers.on_sticker),
-            MessageHandler(filters.TEXT & ~filters.COMMAND & private & new, handlers.on_text),
-            MessageHandler(filters.COMMAND & private & new, handlers.on_help),  # a command we don't know: help
-            MessageHandler(private & new & ~filters.COMMAND & ~filters.StatusUpdate.ALL, handlers.on_other),
-            CallbackQueryHandler(handlers.on_button),
+            CommandHandler(["start", "help"], commands.on_help, filters=new),
+            CommandHandler("lookalike", photos.on_lookalike, filters=new),
+            CommandHandler("stats", commands.on_stats, filters=new),
+            MessageHandler(filters.PHOTO & new, photos.on_photo),
+            MessageHandler((filters.ANIMATION | filters.VIDEO | filters.VIDEO_NOTE) & private & new, commands.on_video),
+            MessageHandler(filters.Document.ALL & new, photos.on_document),
+            MessageHandler(filters.Sticker.ALL & private & new, commands.on_sticker),
+            MessageHandler(filters.TEXT & private & new, commands.on_help),  # text, or a command we don't know
+            MessageHandler(private & new & ~filters.COMMAND & ~filters.StatusUpdate.ALL, commands.on_other),
+            CallbackQueryHandler(buttons.on_button),
         ]
     )
+    app.add_handler(TypeHandler(Update, _answered), group=1)
     app.add_error_handler(_on_error)
     return app
 
@@ -79,13 +84,22 @@ async def _count_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     context.bot_data["service"].metrics.updates.labels(kind).inc()
 
 
+async def _answered(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Runs after the handlers: a journaled photo update is done (a no-op for updates never journaled)."""
+    if update.message is not None and (update.message.effective_attachment or update.message.reply_to_message):
+        try:
+            await asyncio.to_thread(context.bot_data["service"].journal.answered, update.update_id)
+        except StorageError as exc:
+            failures.warning("journal", "journal unavailable", error=str(exc))
+
+
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """One log line per failed update (its id, not its content); the bot carries on."""
+    """A failed update is logged by its id, not its content, at most every few seconds; the bot carries on."""
     error = context.error
     service: Service = context.bot_data["service"]
     service.metrics.telegram_errors.labels(type(error).__name__).inc()
     update_id = update.update_id if isinstance(update, Update) else None
-    log.warning("update failed", extra={"update_id": update_id, "error": type(error).__name__, "detail": str(error)})
+    failures.warning("update", "update failed", update_id=update_id, error=type(error).__name__, detail=str(error))
 
 
 async def register_commands(app: Application) -> None:
@@ -102,13 +116,15 @@ def webhook_secret(settings: Settings) -> str:
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set; then finish the updates in hand, answer pending photos, stop the workers.
 
-    Order matters: handlers and the HTTP server are up before Telegram is told where to send updates, and on the
-    way down updates stop coming before the ones in hand are finished.
+    Raises PollingStopped (``/healthz`` already says why) when Telegram refuses us for good: the caller exits
+    non-zero so that its supervisor restarts it. Order matters: handlers and the HTTP server are up before
+    Telegram is told where to send updates, and on the way down updates stop coming before the ones in hand are
+    finished.
     """
     metrics = Metrics()
     service = await Service.start(settings, metrics)
     polling = not settings.webhook_url
-    app = build_application(settings, service, polling)
+    app = build_application(settings, service)
     secret = None if polling else webhook_secret(settings)
     server = None
     if not polling or settings.metrics_port:
@@ -121,22 +137,31 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             try:
                 if server is not None:
                     await server.start(settings.listen, settings.metrics_port if polling else settings.port)
+                await replay(app, service.journal)
                 if polling:
                     await app.bot.delete_webhook(drop_pending_updates=False)
-                    await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
+                    log.info("serving", extra={"mode": "polling"})
+                    await _poll_until(app, service, stop)
                 else:
                     await app.bot.set_webhook(
                         settings.webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
                     )
-                log.info("serving", extra={"mode": "polling" if polling else "webhook"})
-                await stop.wait()
+                    log.info("serving", extra={"mode": "webhook"})
+                    await stop.wait()
                 log.info("stopping: finishing updates in hand")
             finally:
-                if polling and app.updater.running:
-                    await app.updater.stop()
                 if server is not None:
                     await server.stop()
                 await app.stop()
     finally:
         await service.close()
         log.info("stopped")
+
+
+async def _poll_until(app: Application, service: Service, stop: asyncio.Event) -> None:
+    """Poll until ``stop``; if polling dies, mark the bot unhealthy at once and let the error end ``serve``."""
+    try:
+        await poll(app, service.journal, ALLOWED_UPDATES, stop)
+    except BaseException as exc:
+        service.health.fail(f"polling stopped: {type(exc).__name__}: {exc}")
+        raise

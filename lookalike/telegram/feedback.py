@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from contextlib import closing
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+
+from lookalike.telegram.sqlite import StorageError, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS votes (
@@ -42,18 +44,23 @@ class Stats:
 
 
 class FeedbackStore:
+    """Every call raises StorageError (naming the file) when the file cannot be used; the bot carries on."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as db, db:
-            db.executescript(SCHEMA)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"{path}: {exc.strerror or exc}") from exc
+        with self._connect():  # refuse an unusable path at start-up, not on the first vote
+            pass
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=10)
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self.path, SCHEMA)
 
     def vote(self, token: str, face: int, user_id: int, person: str, similarity: float, up: bool) -> None:
         """One vote per user per card: pressing the other button changes it."""
-        with closing(self._connect()) as db, db:
+        with self._connect() as db:
             db.execute(
                 "INSERT OR REPLACE INTO votes VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (token, face, user_id, person, similarity, 1 if up else -1, time.time()),
@@ -62,14 +69,14 @@ class FeedbackStore:
     def record(
         self, user_id: int, outcome: str, faces: int, person: str | None, similarity: float | None, seconds: float
     ) -> None:
-        with closing(self._connect()) as db, db:
+        with self._connect() as db:
             db.execute(
                 "INSERT INTO requests VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (time.time(), user_id, outcome, faces, person, similarity, seconds),
             )
 
     def stats(self, top: int = 5) -> Stats:
-        with closing(self._connect()) as db:
+        with self._connect() as db:
             outcomes = dict(db.execute("SELECT outcome, COUNT(*) FROM requests GROUP BY outcome").fetchall())
             faces = db.execute("SELECT COALESCE(SUM(faces), 0) FROM requests").fetchone()[0]
             up, down = db.execute("SELECT COALESCE(SUM(vote > 0), 0), COALESCE(SUM(vote < 0), 0) FROM votes").fetchone()

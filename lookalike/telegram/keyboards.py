@@ -9,8 +9,8 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from lookalike.telegram.texts import text
 
-MORE, VOTE, CARD = "m", "v", "c"
-_PATTERN = re.compile(r"^(?P<action>[mvc]):(?P<token>[A-Za-z0-9_-]{8}):(?P<face>\d{1,2})(?::(?P<vote>[ud]))?$")
+MORE, VOTE, CARD, BLEND = "m", "v", "c", "b"
+_PATTERN = re.compile(r"^(?P<action>[mvcb]):(?P<token>[A-Za-z0-9_-]{8}):(?P<face>\d{1,2})(?::(?P<vote>[ud]))?$")
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,11 @@ def parse(data: str | None) -> Press | None:
 
 
 def card_keyboard(lang: str, token: str, face: int, more: bool = True) -> InlineKeyboardMarkup:
-    """Under a card: "More matches" (until pressed), then 👍 / 👎."""
-    rows = []
+    """Under a card: "More matches" (until pressed) and "Blend", then 👍 / 👎."""
+    first = [InlineKeyboardButton(text(lang, "blend_button"), callback_data=f"{BLEND}:{token}:{face}")]
     if more:
-        rows.append([InlineKeyboardButton(text(lang, "more_button"), callback_data=f"{MORE}:{token}:{face}")])
+        first.insert(0, InlineKeyboardButton(text(lang, "more_button"), callback_data=f"{MORE}:{token}:{face}"))
+    rows = [first]
     rows.append(
         [
             InlineKeyboardButton("👍", callback_data=f"{VOTE}:{token}:{face}:u"),

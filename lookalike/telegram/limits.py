@@ -68,3 +68,24 @@ class PhotoAllowance:
         if len(self._seen) > 50_000:
             self._seen = {u: q for u, q in self._seen.items() if q and now - q[-1] < self.window}
         return True
+
+
+class MemoryBudget:
+    """Bytes of users' photos the bot holds at once (downloading, queued for a worker, being analysed).
+
+    A photo reserves its size before its download starts; when the budget is spent the user hears "busy" at once,
+    so a flood of 20 MB files cannot take the process's memory with it.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        if self.held + size > self.limit and self.held > 0:  # one photo always fits, whatever the limit
+            return False
+        self.held += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.held -= size

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-STAGES = ("download", "analyze", "match", "render", "send", "total")
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 
 
@@ -45,6 +46,13 @@ class Metrics:
         Gauge(
             "lookalike_worker_restarts", "Workers replaced after dying or hanging", registry=self.registry
         ).set_function(restarts)
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Observe the seconds the ``with`` block took as ``stage`` (only when it finishes without raising)."""
+        started = time.perf_counter()
+        yield
+        self.stage.labels(stage).observe(time.perf_counter() - started)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from lookalike.matcher import Match
+from lookalike.engine.matcher import Match
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,6 @@ class FaceResult:
 @dataclass(frozen=True)
 class Result:
     owner: int  # user id who sent the photo: only they may press its buttons
-    chat_id: int
     faces: tuple[FaceResult, ...]
     created: float
 
@@ -38,9 +37,9 @@ class ResultCache:
         self.ttl = ttl
         self._items: OrderedDict[str, Result] = OrderedDict()
 
-    def put(self, owner: int, chat_id: int, faces: tuple[FaceResult, ...]) -> str:
+    def put(self, owner: int, faces: tuple[FaceResult, ...]) -> str:
         token = secrets.token_urlsafe(6)
-        self._items[token] = Result(owner, chat_id, faces, time.monotonic())
+        self._items[token] = Result(owner, faces, time.monotonic())
         while len(self._items) > self.capacity:
             self._items.popitem(last=False)
         return token

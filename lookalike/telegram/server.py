@@ -6,6 +6,7 @@ is compared in constant time.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -17,35 +18,59 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from telegram import Update
 from telegram.ext import Application
 
+from lookalike.logs import Throttled
+from lookalike.telegram.journal import is_photo_update
 from lookalike.telegram.metrics import Metrics
+from lookalike.telegram.sqlite import StorageError
 
 if TYPE_CHECKING:
     from lookalike.telegram.service import Service
 
-log = logging.getLogger("lookalike.bot")
+log = logging.getLogger(__name__)
+throttled = Throttled(log)
 WEBHOOK_PATH = "/telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_UPDATE_BYTES = 1024 * 1024
 
 
 class WebhookHandler(tornado.web.RequestHandler):
-    def initialize(self, app: Application, secret: str, metrics: Metrics) -> None:
-        self.app, self.secret, self.metrics = app, secret, metrics
+    def initialize(self, app: Application, secret: str, service: Service) -> None:
+        self.app, self.secret, self.service = app, secret, service
 
     async def post(self) -> None:
+        """Journal a photo update before answering 200 (Telegram then forgets it): a crash loses nothing."""
         given = self.request.headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode(), self.secret.encode()):
-            self.metrics.webhook_rejected.inc()
+            self.service.metrics.webhook_rejected.inc()
             log.warning("webhook call with a wrong secret", extra={"remote": self.request.remote_ip})
             self.send_error(403)
             return
         try:
-            update = Update.de_json(json.loads(self.request.body), self.app.bot)
-        except (ValueError, TypeError, KeyError) as exc:
-            log.warning("webhook body is not an update", extra={"error": type(exc).__name__})
+            raw = json.loads(self.request.body)
+        except ValueError:
+            raw = None
+        if not isinstance(raw, dict) or not isinstance(raw.get("update_id"), int):
+            log.warning("webhook body is not an update", extra={"type": type(raw).__name__})
             self.send_error(400)
             return
-        await self.app.update_queue.put(update)
+        try:
+            update = Update.de_json(raw, self.app.bot)
+        except Exception as exc:  # an update we cannot parse: acknowledged and skipped, or Telegram resends it forever
+            throttled.warning(
+                "poison",
+                "skipped an update that cannot be parsed",
+                update_id=raw["update_id"],
+                error=type(exc).__name__,
+            )
+            self.set_status(200)
+            return
+        try:
+            known = await asyncio.to_thread(self.service.journal.accept, [raw] if is_photo_update(raw) else [])
+        except StorageError as exc:
+            throttled.warning("journal", "journal unavailable", error=str(exc))
+            known = set()
+        if update.update_id not in known:
+            await self.app.update_queue.put(update)
         self.set_status(200)
 
 
@@ -54,9 +79,13 @@ class HealthHandler(tornado.web.RequestHandler):
         self.service = service
 
     def get(self) -> None:
-        pool = self.service.pool
+        """200 while the bot can serve; 503 with the reason once it cannot (polling refused, workers gone)."""
+        health, pool = self.service.health, self.service.pool
         self.set_header("Content-Type", "application/json")
-        self.write({"status": "ok", "workers": pool.size, "busy": pool.busy_workers, "queue": pool.queue_depth})
+        if not health.ok:
+            self.set_status(503)
+        status = {"status": "ok" if health.ok else "down", "problem": health.problem}
+        self.write({**status, "workers": pool.size, "busy": pool.busy_workers, "queue": pool.queue_depth})
 
 
 class MetricsHandler(tornado.web.RequestHandler):
@@ -79,7 +108,7 @@ class HttpServer:
             ("/metrics", MetricsHandler, {"metrics": metrics}),
         ]
         if secret is not None:
-            routes.append((path, WebhookHandler, {"app": app, "secret": secret, "metrics": metrics}))
+            routes.append((path, WebhookHandler, {"app": app, "secret": secret, "service": service}))
         self._app = tornado.web.Application(routes)
         self._server: tornado.httpserver.HTTPServer | None = None
 

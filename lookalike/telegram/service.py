@@ -1,4 +1,4 @@
-"""What the handlers need, built once at start-up: settings, the matcher, the worker pool, caches, stores."""
+"""What the handlers share, built once at start-up: settings, the lookup, the worker pool, caches, stores."""
 
 from __future__ import annotations
 
@@ -6,40 +6,59 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from lookalike.analysis import analyzer
-from lookalike.config import Settings
-from lookalike.faces import DetectOptions
-from lookalike.images import ImageLimits
-from lookalike.matcher import Matcher
-from lookalike.pool import PoolEvent, WorkerPool
+from lookalike.engine.analysis import analyzer
+from lookalike.engine.images import ImageLimits
+from lookalike.engine.lookup import Lookup
+from lookalike.engine.matcher import Matcher
+from lookalike.engine.pool import PoolEvent, WorkerPool
+from lookalike.settings import Settings
 from lookalike.telegram.feedback import FeedbackStore
-from lookalike.telegram.limits import PhotoAllowance
+from lookalike.telegram.journal import Journal
+from lookalike.telegram.limits import MemoryBudget, PhotoAllowance
 from lookalike.telegram.metrics import Metrics
 from lookalike.telegram.results import ResultCache
 
-log = logging.getLogger("lookalike.bot")
+log = logging.getLogger(__name__)
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # bytes: getFile refuses bigger files
 JOB_TIMEOUT = 30.0  # seconds a worker may spend on one photo before it is replaced
 
 
+class Health:
+    """What ``/healthz`` says: ok until something the bot cannot recover from happens, then why."""
+
+    def __init__(self) -> None:
+        self.problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    def fail(self, problem: str) -> None:
+        self.problem = self.problem or problem
+
+
 @dataclass
 class Service:
     settings: Settings
-    matcher: Matcher
+    lookup: Lookup
     pool: WorkerPool
     results: ResultCache
     allowance: PhotoAllowance
+    memory: MemoryBudget
     feedback: FeedbackStore
+    journal: Journal
     metrics: Metrics
-    detect: DetectOptions
-    limits: ImageLimits
+    health: Health
 
     @classmethod
     async def start(cls, settings: Settings, metrics: Metrics | None = None) -> Service:
-        """Load the catalog (fails fast with a clear error) and start the workers (models loaded before serving)."""
+        """Load the catalog and open the stores (fail fast, with one clear error: StoreError or StorageError), then
+        start the workers (models loaded before serving)."""
         metrics = metrics or Metrics()
         matcher = await asyncio.to_thread(Matcher, settings.assets, settings.ef_search, settings.min_similarity)
+        await asyncio.to_thread(matcher.store.check_thumbs, settings.assets)
+        feedback = await asyncio.to_thread(FeedbackStore, settings.feedback_db)
 
         def on_event(event: PoolEvent) -> None:
             metrics.worker_events.labels(event.value).inc()
@@ -55,15 +74,21 @@ class Service:
         )
         return cls(
             settings=settings,
-            matcher=matcher,
+            lookup=Lookup(matcher, settings.detect, ImageLimits(max_bytes=TELEGRAM_DOWNLOAD_LIMIT), settings.top_k),
             pool=pool,
             results=ResultCache(),
             allowance=PhotoAllowance(settings.photos_per_minute),
-            feedback=await asyncio.to_thread(FeedbackStore, settings.feedback_db),
+            memory=MemoryBudget(settings.photo_memory_mb * 2**20),
+            feedback=feedback,
+            journal=Journal(settings.feedback_db),
             metrics=metrics,
-            detect=DetectOptions(settings.detect_max_side, jitters=settings.jitters, max_faces=settings.max_faces),
-            limits=ImageLimits(max_bytes=TELEGRAM_DOWNLOAD_LIMIT),
+            health=Health(),
         )
+
+    def person_name(self, person_id: str) -> str:
+        """The display name of a catalog person (the id itself for one no longer in the catalog)."""
+        person = self.lookup.matcher.store.persons.get(person_id)
+        return person.name if person else person_id
 
     async def close(self) -> None:
         await self.pool.close()

@@ -1,0 +1,58 @@
+"""Index build: embeddings → HNSW graph checked against exact search, plus the similarity calibration and the
+hub offsets, both fitted on the shipped reference faces (``reference_faces.npz``, see its README)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.assets import Store, StoreError
+from lookalike.engine import similarity
+from lookalike.engine.hnsw import HnswIndex, HnswParams, recall_at_1
+
+MIN_RECALL = 0.99
+REFERENCE_FACES = Path(__file__).with_name("reference_faces.npz")
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    photos: int
+    persons: int
+    recall: float
+    build_seconds: float
+    calibration: similarity.Calibration
+    saved: bool
+    calibration_seconds: float = 0.0
+
+
+def reference_faces(path: Path = REFERENCE_FACES) -> np.ndarray:
+    """The ordinary faces the calibration and hub offsets are fitted on, as float32 (stored as float16)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return np.asarray(npz["vectors"], dtype=np.float32)
+    except (OSError, KeyError, ValueError) as exc:
+        raise StoreError(f"{path}: cannot read the reference faces ({exc}); reinstall lookalike") from exc
+
+
+def build_index(assets: Path, params: HnswParams = HnswParams(), force: bool = False) -> IndexReport:
+    """Build and check the index; save it with the calibration and hub offsets unless recall@1 < 0.99 (then only
+    with ``force``)."""
+    store = Store.load(assets)
+    if len(store.persons) < 2:
+        raise StoreError(f"{assets}: {len(store.persons)} person(s) with usable photos; need at least 2")
+    started = time.perf_counter()
+    index = HnswIndex.build(store.vectors, params)
+    seconds = time.perf_counter() - started
+    recall = recall_at_1(index, store.vectors)
+    started = time.perf_counter()
+    calibration, hubs = similarity.fit(store.vectors, reference_faces())
+    calibration_seconds = time.perf_counter() - started
+    saved = recall >= MIN_RECALL or force
+    if saved:
+        index.save(assets, {"recall_at_1": recall, "embeddings": store.fingerprint()})
+        calibration.save(assets)
+        hubs.save(assets)
+    return IndexReport(len(store.photos), len(store.persons), recall, seconds, calibration, saved, calibration_seconds)
