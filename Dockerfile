@@ -1,22 +1,84 @@
 # lookalike bot: slim image, non-root, models from the pip package, assets/ and photos/ as volumes.
-# Build:  docker build -t lookalike .
+#
+# dlib is compiled in a builder stage against OpenBLAS with AVX2/FMA code (x86-64-v3): per photo ~2.2× faster than
+# the dlib-bin wheel of `make setup` (bench/RESULTS.md, "dlib builds"). The runtime stage gets only that wheel and
+# the shared libraries it links (OpenBLAS, libpng, libjpeg), no compiler.
+#
+# Build:  docker build -t lookalike .          # or podman build; ~20 min on 2 cores (dlib is compiled once)
+#   --build-arg DLIB_MARCH=x86-64-v2            for CPUs without AVX2 (Intel before 2013, AMD before 2015)
+#   --build-arg BASE=...                        any Debian-based image with python3 and its venv module; the default is
+#                                               the official python:3.11-slim (deploy/image-test.sh uses a local
+#                                               debootstrap of Debian bookworm when no registry is reachable)
+#   --build-arg PIP_CERT=/path -v host-ca.pem:/path:ro
+#                                               behind a TLS-intercepting proxy: its CA for pip (podman; not kept)
+#   --build-context dlib=DIR                    skip the compile: reuse a dlib wheel built before on the same
+#                                               distribution (DIR/wheels/ holds dlib-*.whl and runtime-debs.txt, the
+#                                               Debian packages of the libraries it links); tested with podman 4.3
 # Catalog: docker run --rm -v $PWD/photos:/app/photos:ro -v $PWD/assets:/app/assets lookalike \
 #            sh -c "python build_embeddings.py && python build_index.py"
 # Run (polling): docker run -d --restart=unless-stopped --stop-timeout 60 -e TELEGRAM_TOKEN=... \
 #                  -v $PWD/assets:/app/assets -v lookalike-data:/app/data lookalike
 # Run (webhook): add -e LOOKALIKE_WEBHOOK_URL=https://bot.example.com/telegram -e LOOKALIKE_LISTEN=0.0.0.0 -p 8443:8443
-FROM python:3.11-slim
+# Smoke test of the whole image (build, catalog, match, bot against a fake Bot API): make image-test.
+ARG BASE=python:3.11-slim
 
+# --- dlib compiled here: BLAS + LAPACK from Debian's OpenBLAS, -O3 and a portable instruction-set baseline.
+FROM ${BASE} AS dlib
+ARG DLIB_VERSION=20.0.1
+ARG DLIB_MARCH=x86-64-v3
+ARG PIP_CERT
+# python3-dev only where the base lacks Python.h (python:3.11-slim has it; Debian's python3 does not).
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake pkg-config \
+        libopenblas-dev liblapack-dev libpng-dev libjpeg-dev \
+    && { python3 -c "import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_path('include') + '/Python.h'))" \
+         || apt-get install -y --no-install-recommends python3-dev; } \
+    && rm -rf /var/lib/apt/lists/*
+# Only DLIB_* variables reach dlib's CMake (setup.py); CFLAGS/CXXFLAGS are read by CMake itself. --no-binary dlib,
+# not :all: (that would compile cmake and setuptools from source too).
+RUN python3 -m venv /opt/build && /opt/build/bin/pip install --no-cache-dir --quiet --upgrade pip \
+    && CFLAGS="-O3 -march=${DLIB_MARCH}" CXXFLAGS="-O3 -march=${DLIB_MARCH}" \
+       DLIB_USE_BLAS=ON DLIB_USE_LAPACK=ON DLIB_USE_CUDA=OFF DLIB_NO_GUI_SUPPORT=ON \
+       CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
+       /opt/build/bin/pip wheel --no-cache-dir --no-deps --no-binary dlib dlib==${DLIB_VERSION} --wheel-dir /wheels \
+    && /opt/build/bin/pip install --no-cache-dir --no-deps /wheels/dlib-*.whl \
+    && /opt/build/bin/python -c "import dlib; assert dlib.DLIB_USE_BLAS, 'dlib built without BLAS'" \
+    && so=$(/opt/build/bin/python -c "import _dlib_pybind11; print(_dlib_pybind11.__file__)") \
+    && ldd "$so" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | while read -r lib; do \
+         real=$(realpath "$lib"); dpkg -S "$real" 2>/dev/null || dpkg -S "${real#/usr}" 2>/dev/null || dpkg -S "$lib"; \
+       done | cut -d: -f1 | sort -u > /wheels/runtime-debs.txt \
+    && echo "dlib links: $(tr '\n' ' ' < /wheels/runtime-debs.txt)"
+
+# --- the runtime image
+FROM ${BASE}
+# OpenBLAS kernels. Debian bookworm's OpenBLAS 0.3.21 does not know CPUs newer than 2022 (e.g. Xeon "Emerald
+# Rapids", family 6 model 207) and falls back to its slowest x86-64 kernels ("Prescott", SSE3): the descriptor then
+# takes 2.5-4x longer (OPENBLAS_VERBOSE=2 prints the choice). Haswell = AVX2/FMA, the baseline dlib is compiled for
+# (DLIB_MARCH=x86-64-v3); SkylakeX is faster on AVX-512 servers. Change it together with DLIB_MARCH.
+ARG OPENBLAS_CORETYPE=Haswell
+
+# One BLAS thread per process: the bot runs one worker process per core (N workers on N cores), and OpenBLAS's
+# own threads would only fight them for the same cores. OpenBLAS reads these when it is loaded: set them here.
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH \
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE} \
     LOOKALIKE_ASSETS=/app/assets LOOKALIKE_PHOTOS=/app/photos LOOKALIKE_FEEDBACK_DB=/app/data/feedback.sqlite3 \
     LOOKALIKE_LOG_FORMAT=json
 
 WORKDIR /app
+# The runtime requirements are requirements.txt above "# Development", without dlib-bin (dlib comes next).
+ARG PIP_CERT
 COPY requirements.txt .
-# dlib-bin and nmslib ship manylinux wheels: no compiler needed. libgomp is nmslib's OpenMP runtime.
-RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/* \
-    && grep -vE '^(pytest|ruff)==' requirements.txt > /tmp/runtime.txt \
-    && pip install -r /tmp/runtime.txt
+RUN python3 -m venv /opt/venv \
+    && sed '/^# Development/,$d' requirements.txt | grep -vE '^dlib-bin==' > /tmp/runtime.txt \
+    && pip install --quiet -r /tmp/runtime.txt && rm /tmp/runtime.txt
+# The dlib wheel and the Debian packages of the libraries it links (OpenBLAS, ...); libgomp1 is nmslib's OpenMP.
+COPY --from=dlib /wheels /tmp/wheels
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+       $(grep -vE '^(libc6|libgcc-s1|libstdc\+\+6)$' /tmp/wheels/runtime-debs.txt) \
+    && apt-get clean && rm -rf /var/lib/apt/lists/* \
+    && pip install --quiet --no-deps /tmp/wheels/dlib-*.whl && rm -rf /tmp/wheels \
+    && python -c "import dlib; assert dlib.DLIB_USE_BLAS, 'dlib without BLAS'; print('dlib', dlib.__version__, 'BLAS on')"
 
 COPY lookalike/ lookalike/
 COPY bot.py build_embeddings.py build_index.py ./

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PHOTOS ?= photos
 ASSETS ?= assets
 
-.PHONY: setup catalog bot test lint bench bench-quick dlib-openblas
+.PHONY: setup catalog bot test lint bench bench-quick dlib-fast image-test
 
 setup: $(VENV)/.installed
 
@@ -35,15 +35,27 @@ bench: setup
 bench-quick: setup
 	$(BIN)/python bench/run.py --quick
 
-# Optional: replace dlib-bin with dlib compiled here against OpenBLAS (~15 min on 2 cores; figures and
-# trade-offs in bench/RESULTS.md). Needs `apt-get install libopenblas-dev cmake build-essential python3-dev`.
-# Undo: `.venv/bin/pip uninstall -y dlib && .venv/bin/pip install dlib-bin==20.0.1.post1`.
+# Optional: replace dlib-bin with dlib compiled here as the Docker image does: against OpenBLAS, -O3, AVX2/FMA code
+# (x86-64-v3). Per photo ~2.2x faster than dlib-bin (bench/RESULTS.md, "dlib builds"); ~20-40 min on 2 cores.
+# Needs `apt-get install build-essential cmake pkg-config libopenblas-dev liblapack-dev libpng-dev libjpeg-dev`.
+# DLIB_MARCH=x86-64-v2 for CPUs without AVX2. A wheel already in DLIB_WHEELS is reused (delete it to rebuild).
+# Run with OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=Haswell (as the image does). A separate venv: `make dlib-fast
+# VENV=/tmp/venv-fast`. Undo: `.venv/bin/pip uninstall -y dlib && .venv/bin/pip install dlib-bin==20.0.1.post1`.
 DLIB_VERSION ?= 20.0.1
-dlib-openblas: setup
+DLIB_MARCH ?= x86-64-v3
+DLIB_WHEELS ?= $(VENV)/dlib-fast
+dlib-fast: setup
 	@test -e /usr/lib/x86_64-linux-gnu/libopenblas.so || test -e /usr/lib/libopenblas.so || \
-		{ echo "libopenblas not found: apt-get install libopenblas-dev cmake build-essential"; exit 1; }
-	DLIB_USE_BLAS=ON DLIB_USE_LAPACK=ON DLIB_USE_CUDA=OFF CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-		$(BIN)/pip wheel --no-deps --no-binary dlib dlib==$(DLIB_VERSION) --wheel-dir $(VENV)/dlib-openblas
+		{ echo "libopenblas not found: apt-get install libopenblas-dev liblapack-dev cmake build-essential"; exit 1; }
+	ls $(DLIB_WHEELS)/dlib-$(DLIB_VERSION)-*.whl 2>/dev/null || \
+		CFLAGS="-O3 -march=$(DLIB_MARCH)" CXXFLAGS="-O3 -march=$(DLIB_MARCH)" \
+		DLIB_USE_BLAS=ON DLIB_USE_LAPACK=ON DLIB_USE_CUDA=OFF DLIB_NO_GUI_SUPPORT=ON CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+		nice -n 10 $(BIN)/pip wheel --no-deps --no-binary dlib dlib==$(DLIB_VERSION) --wheel-dir $(DLIB_WHEELS)
 	$(BIN)/pip uninstall --yes dlib-bin
-	$(BIN)/pip install --no-index --find-links $(VENV)/dlib-openblas dlib==$(DLIB_VERSION)
+	$(BIN)/pip install --force-reinstall --no-deps --no-index --find-links $(DLIB_WHEELS) dlib==$(DLIB_VERSION)
 	$(BIN)/python -c "import dlib; assert dlib.DLIB_USE_BLAS, 'built without BLAS'; print('dlib', dlib.__version__, 'BLAS on')"
+
+# Build the Docker image with podman from a local Debian base and run it: catalog, match, bot against a fake Bot API
+# (deploy/image-test.sh; ~25-40 min with the dlib compile, a few minutes with DLIB_WHEELS=dir-with-a-built-wheel).
+image-test: setup
+	deploy/image-test.sh

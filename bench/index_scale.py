@@ -20,8 +20,8 @@ import numpy as np
 from bench.common import Section, dev_catalog, median, ms, percentile, rss_mb, table, timed
 from bench.nmslib_builds import saved_index_dir
 from lookalike.assets import Store
+from lookalike.catalog.clean import nearest_other
 from lookalike.engine.hnsw import HnswIndex, HnswParams, exact_knn
-from lookalike.engine.similarity import nearest_other_person
 
 PHOTOS_PER_PERSON = 10
 WITHIN_SIGMA = 0.025  # per dimension: puts same-person distances near 0.35, as dlib's model gives for real photos
@@ -54,10 +54,10 @@ def synthesize(n: int, queries: int, seed: int = 0) -> Synthetic:
 def shape_check(section: Section, quick: bool) -> None:
     """Are the synthetic vectors shaped like real ones? Compare the nearest-other-person distances."""
     real = Store.load(dev_catalog().assets)
-    real_d = nearest_other_person(real.vectors, real.person_rows())
+    real_d = nearest_other(real.vectors, real.person_rows())[1]
     synth = synthesize(12_000, 1)
     sample = np.random.default_rng(1).choice(len(synth.vectors), 2000, replace=False)
-    synth_d = nearest_other_person(synth.vectors[sample], synth.persons[sample])
+    synth_d = nearest_other(synth.vectors[sample], synth.persons[sample])[1]
     same = [
         float(np.linalg.norm(synth.vectors[i] - synth.vectors[i + len(synth.vectors) // PHOTOS_PER_PERSON]))
         for i in range(200)

@@ -7,10 +7,13 @@ the full run builds a 1M-vector index (~1.5 GB RAM, several minutes) and streams
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,13 +23,18 @@ if str(ROOT) not in sys.path:  # `python bench/run.py` puts bench/ on sys.path, 
     sys.path.insert(0, str(ROOT))
 
 from bench import (  # noqa: E402
+    blend,
     bot_latency,
     burst,
     capacity,
+    cleaning,
+    cluster_build,
     dlib_builds,
     index_scale,
     nmslib_builds,
     pipeline,
+    pool,
+    quality,
     report,
     soak,
     throughput,
@@ -34,6 +42,31 @@ from bench import (  # noqa: E402
 from bench.common import BENCH, Section  # noqa: E402
 
 RAW = BENCH / "results.json"  # every section's text and numbers, so the report can be redone without measuring
+
+def printed(title: str, func: Callable[[], object]) -> list[Section]:
+    """A benchmark that prints its own Markdown tables: what it prints becomes one section."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        func()
+    print(out.getvalue(), flush=True)
+    return [Section(title, out.getvalue().strip() + "\n\n")]
+
+
+def pool_part(quick: bool) -> list[Section]:
+    return printed("Worker pool: ours against pebble (issue 8)", pool.main)
+
+
+def blend_part(quick: bool) -> list[Section]:
+    return printed("Face blend render time (issue 12)", lambda: blend.stages(blend.pairs(4 if quick else 10), 3))
+
+
+def quality_part(quick: bool) -> list[Section]:
+    return [Section("Match quality and calibration (issues 9, 15)", quality.run(quick) + "\n\n")]
+
+
+def cleaning_part(quick: bool) -> list[Section]:
+    return printed("Catalog cleaning on LFW (issue 9)", lambda: cleaning.main(2, quick))
+
 
 PARTS = {
     "pipeline": pipeline.run,
@@ -45,6 +78,11 @@ PARTS = {
     "bot": bot_latency.run,
     "soak": soak.run,
     "burst": burst.run,
+    "pool": pool_part,
+    "blend": blend_part,
+    "quality": quality_part,
+    "cleaning": cleaning_part,
+    "distributed": cluster_build.run,
 }
 
 

@@ -202,6 +202,7 @@ def _json_line(path: Path, error: PhotoError | None, faces: list[FaceMatches]) -
                             "person": m.person,
                             "name": m.name,
                             "role": m.role,
+                            "url": m.url,
                             "distance": round(m.distance, 4),
                             "similarity": round(m.similarity, 1),
                         }

@@ -70,7 +70,7 @@ class Settings:
     webhook_secret: str = _opt("", "secret Telegram must send with each webhook call (default: random)", ("bot",))
     api_timeout: float = _opt(30.0, "seconds to wait for the Bot API before a request counts as timed out", ("bot",))
     reply_deadline: float = _opt(120.0, "seconds an answer is retried while the Bot API is unreachable", ("bot",))
-    photo_memory_mb: int = _opt(128, "megabytes of users' photos held in memory at once; beyond it: 'busy'", ("bot",))
+    photo_memory_mb: int = _opt(96, "megabytes of users' photos held in memory at once; beyond it: 'busy'", ("bot",))
     queue_size: int = _opt(16, "photos waiting for a worker before users are told the bot is busy", ("bot",))
     photos_per_minute: int = _opt(6, "photos one user may send per minute", ("bot",))
     feedback_db: Path = _opt(Path("feedback.sqlite3"), "SQLite file for 👍/👎 votes and stats", ("bot",))

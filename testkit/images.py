@@ -43,7 +43,7 @@ def huge_small_jpeg(width: int = 12_000, height: int = 12_000) -> bytes:
 
 
 def noise_jpeg(megabytes: float) -> bytes:
-    """A large image file with no face, about ``megabytes`` big (random pixels: ~2.3 bytes a pixel at quality 97)."""
-    side = int((megabytes * 2**20 / 2.3) ** 0.5)
+    """A large image file with no face, about ``megabytes`` big (random pixels: ~1.4 bytes a pixel at quality 97)."""
+    side = int((megabytes * 2**20 / 1.4) ** 0.5)
     pixels = np.random.default_rng(7).integers(0, 256, (side, side, 3), dtype=np.uint8)
     return encode(Image.fromarray(pixels), "JPEG", quality=97)

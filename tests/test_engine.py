@@ -93,7 +93,7 @@ def test_similarity_monotone_and_bounded(catalog: BuiltCatalog) -> None:
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "lookalike", "match", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "lookalike", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
 
 
@@ -104,7 +104,15 @@ def test_cli_json_names_the_person_and_reports_bad_files(catalog: BuiltCatalog, 
     empty.write_bytes(b"")
     queries = [catalog.queries["obama"][0], catalog.queries["madonna"][0]]
     run = _cli(
-        "--assets", str(catalog.assets), "--top-k", "3", "--json", *map(str, queries), str(text_file), str(empty)
+        "match",
+        "--assets",
+        str(catalog.assets),
+        "--top-k",
+        "3",
+        "--json",
+        *map(str, queries),
+        str(text_file),
+        str(empty),
     )
     assert run.returncode == 0, run.stderr
     lines = [json.loads(line) for line in run.stdout.splitlines()]
@@ -121,7 +129,7 @@ def test_cli_json_names_the_person_and_reports_bad_files(catalog: BuiltCatalog, 
 
 def test_cli_text_output_and_missing_file(catalog: BuiltCatalog, tmp_path: Path) -> None:
     query = catalog.queries["george_w_bush"][0]
-    run = _cli("--assets", str(catalog.assets), str(query), str(tmp_path / "missing.jpg"))
+    run = _cli("match", "--assets", str(catalog.assets), str(query), str(tmp_path / "missing.jpg"))
     assert run.returncode == 1
     assert "George W Bush" in run.stdout.splitlines()[2]
     assert "%" in run.stdout
@@ -129,47 +137,15 @@ def test_cli_text_output_and_missing_file(catalog: BuiltCatalog, tmp_path: Path)
 
 
 def test_cli_without_assets_says_what_to_run(tmp_path: Path) -> None:
-    run = _cli("--assets", str(tmp_path), "x.jpg")
+    run = _cli("match", "--assets", str(tmp_path), "x.jpg")
     assert run.returncode == 2
     assert "build_embeddings.py" in run.stderr
 
 
 def test_cli_blend_writes_an_animation_of_the_best_match(catalog: BuiltCatalog, tmp_path: Path) -> None:
-    out = tmp_path / "me.gif"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lookalike",
-            "blend",
-            "--assets",
-            str(catalog.assets),
-            "--out",
-            str(out),
-            str(catalog.queries["madonna"][1]),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    selfie, out = str(catalog.queries["madonna"][1]), tmp_path / "me.gif"
+    run = _cli("blend", "--assets", str(catalog.assets), "--out", str(out), selfie)
     assert run.returncode == 0, run.stderr
     assert "you → Madonna" in run.stdout and out.read_bytes()[:6] == b"GIF89a"
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lookalike",
-            "blend",
-            "--assets",
-            str(catalog.assets),
-            "--out",
-            str(tmp_path / "x.avi"),
-            str(catalog.queries["madonna"][1]),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    bad = _cli("blend", "--assets", str(catalog.assets), "--out", str(tmp_path / "x.avi"), selfie)
     assert bad.returncode == 2 and ".mp4 or .gif" in bad.stderr

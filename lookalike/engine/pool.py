@@ -29,6 +29,7 @@ import asyncio
 import itertools
 import logging
 import multiprocessing
+import os
 import pickle
 import signal
 import traceback
@@ -226,6 +227,11 @@ class WorkerPool:
         self._queue_size = queue_size
         self._start_timeout = start_timeout
         self._on_event = on_event
+        # One BLAS thread per worker, so N workers use N cores (a BLAS-linked dlib, `make dlib-fast`). OpenBLAS and
+        # OpenMP read these when loaded, which in a spawned worker is while it unpickles the initializer, before it
+        # runs: they must be in the environment the worker inherits.
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+            os.environ.setdefault(name, "1")
         self._context = multiprocessing.get_context("spawn")
         self._threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="pool-io")
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()  # None tells a slot to stop
