@@ -53,7 +53,7 @@ def large_files(quick: bool) -> Section:
     section = Section("Large-file burst (issue 14)")
     section.add(
         f"{WAVES} waves of {per_wave} image files of {len(big) / MB:.0f} MB (no face), sent at once by different "
-        f"users; 2 workers, `--photo-memory-mb 128` (default). RSS of the main process in MB: warm (after one photo), "
+        f"users; 2 workers, `--photo-memory-mb 96` (default). RSS of the main process in MB: warm (after one photo), "
         f"peak so far (VmHWM), and 10 s after the wave.\n\n"
         + table(["wave", "warm", "peak", "10 s after"], rows)
         + f'\n\n{answered} of {WAVES * per_wave} files answered ({busy} told "busy", the rest "no face").\n\n'

@@ -361,6 +361,10 @@ class WorkerPool:
                 else:
                     job.fail(WorkerTimeout(f"the job ran longer than {job.timeout} s"))
                     worker = await self._replace(worker, PoolEvent.TIMED_OUT)
+                # Let go of the job before waiting for the next one: its request (a photo, pickled) and its future
+                # (whose exception's traceback holds the caller's arguments) would otherwise stay alive while the
+                # slot idles — measured: ~75 MB per 19 MB photo, per slot, after a burst.
+                del job, value
         finally:
             await loop.run_in_executor(self._threads, self._retire, worker, STOP_GRACE)
 

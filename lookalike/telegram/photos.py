@@ -22,7 +22,6 @@ from lookalike.engine.pool import PoolBusy, PoolError
 from lookalike.errors import PhotoError
 from lookalike.logs import Throttled
 from lookalike.telegram import keyboards
-from lookalike.telegram.limits import release_memory
 from lookalike.telegram.outcome import Outcome
 from lookalike.telegram.replies import Unreachable, deliver, lang_of, reply, send_card, service, with_retries
 from lookalike.telegram.results import FaceResult
@@ -154,8 +153,6 @@ async def analyze(update: Update, svc: Service, file: PhotoSize | Document) -> P
             del args
     finally:
         svc.memory.give(size)
-        if svc.memory.held == 0:  # the last photo in hand is done: hand its buffers' pages back to the system
-            release_memory()
     svc.metrics.faces.observe(len(analysis.faces))
     return analysis
 
