@@ -14,7 +14,6 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import dlib
 import numpy as np
@@ -33,6 +32,7 @@ from bench.common import (
     timed,
     verdict,
 )
+from lookalike.assets import Store, Thumb
 from lookalike.engine.analysis import analyze_photo, analyzer, face_crop_jpeg
 from lookalike.engine.faces import CHIP_PADDING, CHIP_SIZE, DetectOptions, FaceAnalyzer
 from lookalike.engine.images import load_rgb
@@ -71,8 +71,9 @@ class Pipelines:
 
     def __init__(self, catalog: BuiltCatalog) -> None:
         self.matcher = Matcher(catalog.assets)
-        self.vectors = self.matcher.store.vectors
-        self.persons = [p.person for p in self.matcher.store.photos]
+        self.store = Store.load(catalog.assets)  # the article's loop scans every vector in Python
+        self.vectors = self.store.vectors
+        self.persons = [p.person for p in self.store.photos]
         self.az = analyzer()
 
     def ours(self, data: bytes) -> Run:
@@ -103,12 +104,12 @@ class Pipelines:
         )
         crops, t["face crop"] = timed(lambda: [face_crop_jpeg(rgb, Box(_box(r))) for r in rects])
         (row, dist), t["index query"] = timed(self._loop_nearest, vectors[0])
-        thumb = self.matcher.assets / self.matcher.store.photos[row].thumb
+        thumb = self.matcher.catalog.thumb(self.store.photos[row].sha256)
         return self._finish(t, crops[0], self.persons[row], dist, thumb)
 
-    def _finish(self, t: dict[str, float], crop: bytes, person: str, distance: float, thumb: Path) -> Run:
+    def _finish(self, t: dict[str, float], crop: bytes, person: str, distance: float, thumb: Thumb) -> Run:
         similarity, t["similarity"] = timed(self.matcher.calibration.similarity, distance)
-        name = self.matcher.store.persons[person].name
+        name = self.store.persons[person].name
         _, t["card"] = timed(lambda: render_card(crop, thumb.read_bytes(), name, similarity))
         return Run(t, person)
 

@@ -88,7 +88,7 @@ def make_catalog(name: str, vectors: np.ndarray, persons: list[str]) -> Catalog:
     shutil.rmtree(assets, ignore_errors=True)
     store = Store(jitters=10, vectors=vectors.astype(np.float32))
     store.persons = {p: Person(p, p) for p in dict.fromkeys(persons)}
-    store.photos = [PhotoRecord(f"{p}/{i}", f"{i:064x}", p, (0, 0, 0, 0), 0.0, 0.0, "") for i, p in enumerate(persons)]
+    store.photos = [PhotoRecord(f"{p}/{i}", f"{i:064x}", p, (0, 0, 0, 0), 0.0, 0.0) for i, p in enumerate(persons)]
     store.save(assets)
     started = time.perf_counter()
     report = build_index(assets, force=True)

@@ -1,6 +1,14 @@
-"""The built catalog on disk: descriptors in ``embeddings.npz``, everything else in ``embeddings.json``.
+"""The built catalog on disk: a handful of files, whatever the catalog's size.
 
-Safe formats only (``np.load(allow_pickle=False)`` and JSON): a file fed in can never execute code.
+- ``catalog.sqlite3``: the persons, the photos (row ``i`` ↔ vector row ``i``), the photos not used and why, and
+  how the descriptors were made;
+- ``embeddings.npz``: the descriptors (float32, N×128) and each row's person number;
+- ``thumbs.sqlite3``: each photo's portrait JPEG by SHA-256 (the card's celebrity side), written while describing.
+
+Why not JSON and a file per thumbnail (format 1): at a million photos the JSON took the bot ~N s to parse into a
+million objects and the thumbnails were a million files in one folder (``bench/assets_scale.py``). Serving reads
+only what a match shows (:class:`CatalogReader`); builds rewrite the catalog in seconds and touch only new
+thumbnails. Safe formats only (SQLite rows, ``np.load(allow_pickle=False)``): a file fed in never runs code.
 Photos are keyed by the SHA-256 of their bytes so that a rebuild recomputes only what changed.
 """
 
@@ -9,15 +17,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
+import threading
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+CATALOG_FILE = "catalog.sqlite3"
 VECTORS_FILE = "embeddings.npz"
-META_FILE = "embeddings.json"
-THUMBS_DIR = "thumbs"
-FORMAT_VERSION = 1
+THUMBS_FILE = "thumbs.sqlite3"
+LEGACY_FILE = "embeddings.json"  # format 1: everything but the vectors; thumbnails in LEGACY_THUMBS/
+LEGACY_THUMBS = "thumbs"
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -41,12 +54,11 @@ class PhotoRecord:
     """A catalog photo that produced a descriptor (row ``i`` of the vectors for ``photos[i]``)."""
 
     path: str  # relative to the photos folder
-    sha256: str
+    sha256: str  # of the file's bytes; also the key of its thumbnail
     person: str
     box: tuple[int, int, int, int]
     eye_distance: float
     roll: float
-    thumb: str  # relative to the assets folder: the face crop the bot shows beside the user's face
 
 
 @dataclass(frozen=True)
@@ -58,84 +70,106 @@ class Skipped:
     reason: str
 
 
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE persons (number INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, alias TEXT,
+                      role TEXT, n_movies INTEGER, url TEXT);
+CREATE TABLE photos (row INTEGER PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL, person TEXT NOT NULL,
+                     left INTEGER, top INTEGER, right INTEGER, bottom INTEGER, eye_distance REAL, roll REAL);
+CREATE TABLE skipped (path TEXT NOT NULL, sha256 TEXT NOT NULL, reason TEXT NOT NULL);
+"""
+
+
 @dataclass
 class Store:
+    """The whole catalog in memory, for builds and tests; the bot reads through :class:`CatalogReader` instead."""
+
     persons: dict[str, Person] = field(default_factory=dict)
     photos: list[PhotoRecord] = field(default_factory=list)
     vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 128), np.float32))
     skipped: list[Skipped] = field(default_factory=list)
     jitters: int = 0
     describer: str = ""  # the code and models that made the descriptors: other ones mean describing again
+    legacy: bool = False  # read from format 1: the next build converts the folder
 
     def save(self, assets: Path) -> None:
-        """Write both files atomically (temp file + rename), vectors first; files already holding this are left be
-        (a shipped catalog's files stay byte for byte as committed)."""
+        """Write the vectors, then the catalog, each atomically (temp file + rename). Files already holding this
+        exact content are left be (a shipped catalog's files stay byte for byte as committed)."""
         assets.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "version": FORMAT_VERSION,
-            "jitters": self.jitters,
-            "describer": self.describer,
-            "persons": [asdict(p) for p in self.persons.values()],
-            "photos": [asdict(p) for p in self.photos],
-            "skipped": [asdict(s) for s in self.skipped],
-        }
-        text = json.dumps(meta, ensure_ascii=False, indent=1)
-        if self._saved_in(assets, text):
+        fingerprint = self.fingerprint()
+        content = self._content_digest(fingerprint)
+        if _read_meta(assets / CATALOG_FILE).get("content") == content and _npz_fingerprint(assets) == fingerprint:
             return
-        _atomic(assets / VECTORS_FILE, lambda f: np.savez(f, vectors=self.vectors.astype(np.float32)))
-        _atomic(assets / META_FILE, lambda f: f.write(text.encode("utf-8")))
-
-    def _saved_in(self, assets: Path, meta_text: str) -> bool:
+        vectors = np.ascontiguousarray(self.vectors, dtype=np.float32).reshape(-1, 128)
+        _atomic(
+            assets / VECTORS_FILE,
+            lambda f: np.savez(f, vectors=vectors, person_rows=self.person_rows(), fingerprint=np.array(fingerprint)),
+        )
+        tmp = assets / (CATALOG_FILE + ".tmp")
+        tmp.unlink(missing_ok=True)
+        db = sqlite3.connect(tmp)
         try:
-            if (assets / META_FILE).read_text(encoding="utf-8") != meta_text:
-                return False
-            with np.load(assets / VECTORS_FILE, allow_pickle=False) as npz:
-                return np.array_equal(npz["vectors"], self.vectors.astype(np.float32))
-        except (OSError, ValueError, KeyError):
-            return False
+            db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)
+            meta = {
+                "version": FORMAT_VERSION,
+                "jitters": self.jitters,
+                "describer": self.describer,
+                "fingerprint": fingerprint,
+                "content": content,
+                "persons": len(self.persons),
+                "photos": len(self.photos),
+            }
+            db.executemany("INSERT INTO meta VALUES (?, ?)", ((k, str(v)) for k, v in meta.items()))
+            db.executemany(
+                "INSERT INTO persons VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ((n, p.id, p.name, p.alias, p.role, p.n_movies, p.url) for n, p in enumerate(self.persons.values())),
+            )
+            db.executemany(
+                "INSERT INTO photos VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (i, p.path, p.sha256, p.person, *(int(x) for x in p.box), float(p.eye_distance), float(p.roll))
+                    for i, p in enumerate(self.photos)
+                ),
+            )
+            db.executemany("INSERT INTO skipped VALUES (?, ?, ?)", ((s.path, s.sha256, s.reason) for s in self.skipped))
+            db.commit()
+        finally:
+            db.close()
+        os.replace(tmp, assets / CATALOG_FILE)
+
+    def _content_digest(self, fingerprint: str) -> str:
+        digest = hashlib.sha256(f"{FORMAT_VERSION}\t{self.jitters}\t{self.describer}\t{fingerprint}\n".encode())
+        for person in self.persons.values():
+            digest.update(json.dumps(asdict(person), ensure_ascii=False).encode())
+        for p in self.photos:
+            digest.update(f"{p.path}\t{p.box}\t{p.eye_distance!r}\t{p.roll!r}\n".encode())
+        for s in self.skipped:
+            digest.update(f"{s.path}\t{s.sha256}\t{s.reason}\n".encode())
+        return digest.hexdigest()
 
     @classmethod
     def load(cls, assets: Path) -> Store:
-        meta_path, vec_path = assets / META_FILE, assets / VECTORS_FILE
-        if not meta_path.exists() or not vec_path.exists():
-            raise StoreError(f"{assets}: no embeddings here; run build_embeddings.py --assets {assets} first")
+        """Everything, as objects; a format-1 folder is read too (``legacy``), for the build that converts it."""
+        if not (assets / CATALOG_FILE).exists() and (assets / LEGACY_FILE).exists():
+            return _load_legacy(assets)
+        reader = CatalogReader(assets)
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            with np.load(vec_path, allow_pickle=False) as npz:
-                vectors = np.asarray(npz["vectors"], dtype=np.float32)
-        except (OSError, ValueError, KeyError) as exc:
-            raise StoreError(f"{assets}: cannot read embeddings: {exc}") from exc
-        if not isinstance(meta, dict) or meta.get("version") != FORMAT_VERSION:
-            version = meta.get("version") if isinstance(meta, dict) else None
-            raise StoreError(f"{meta_path}: format version {version}, expected {FORMAT_VERSION}; rebuild")
-        try:
-            store = cls(
-                persons={p["id"]: Person(**p) for p in meta["persons"]},
-                photos=[PhotoRecord(**{**p, "box": tuple(p["box"])}) for p in meta["photos"]],
-                vectors=vectors,
-                skipped=[Skipped(**s) for s in meta["skipped"]],
-                jitters=int(meta["jitters"]),
-                describer=str(meta.get("describer", "")),
-            )
-        except (KeyError, TypeError, ValueError) as exc:  # a hand-edited or truncated file
-            raise StoreError(f"{meta_path}: malformed ({type(exc).__name__}: {exc}); rebuild") from exc
-        if vectors.shape != (len(store.photos), 128):
-            raise StoreError(f"{vec_path}: {vectors.shape[0]} vectors for {len(store.photos)} photos; rebuild")
-        return store
-
-    def check_thumbs(self, assets: Path) -> None:
-        """Raise StoreError if any photo's thumbnail (the card's celebrity side) is missing: refuse to start rather
-        than fail on every match. One directory listing, not a million stat calls."""
-        try:
-            present = {entry.name for entry in os.scandir(assets / THUMBS_DIR)}
-        except OSError:
-            present = set()
-        missing = [p.thumb for p in self.photos if Path(p.thumb).name not in present]
-        if missing:
-            raise StoreError(
-                f"{assets}: {len(missing)} of {len(self.photos)} thumbnails missing (e.g. {missing[0]}); "
-                f"run build_embeddings.py --assets {assets} to draw them again"
-            )
+            with reader.lock:
+                persons = {
+                    row[1]: Person(*row[1:]) for row in reader.db.execute("SELECT * FROM persons ORDER BY number")
+                }
+                photos = [
+                    PhotoRecord(path, sha, person, (left, top, right, bottom), eye, roll)
+                    for _, path, sha, person, left, top, right, bottom, eye, roll in reader.db.execute(
+                        "SELECT * FROM photos ORDER BY row"
+                    )
+                ]
+                skipped = [Skipped(*row) for row in reader.db.execute("SELECT path, sha256, reason FROM skipped")]
+            return cls(persons, photos, reader.vectors(), skipped, reader.jitters, reader.describer)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{assets / CATALOG_FILE}: malformed ({exc}); rebuild") from exc
+        finally:
+            reader.close()
 
     def fingerprint(self) -> str:
         """Identifies these exact embeddings: an index built from others must not be served with them."""
@@ -148,6 +182,185 @@ class Store:
         """For each vector row, the index of its person in ``list(self.persons)``."""
         order = {pid: i for i, pid in enumerate(self.persons)}
         return np.array([order[p.person] for p in self.photos], dtype=np.int32)
+
+
+class CatalogReader:
+    """What serving needs, without a Python object per photo: each row's person number in memory (4 bytes a
+    photo), the rest read from ``catalog.sqlite3`` for the few rows a match shows. Safe to share between threads."""
+
+    def __init__(self, assets: Path) -> None:
+        self.assets = assets
+        path = assets / CATALOG_FILE
+        if not path.exists():
+            if (assets / LEGACY_FILE).exists():
+                raise StoreError(
+                    f"{assets}: assets in the old format ({LEGACY_FILE} and {LEGACY_THUMBS}/); run "
+                    f"build_embeddings.py --assets {assets} to convert them (nothing is described again), "
+                    f"then build_index.py --assets {assets}"
+                )
+            raise StoreError(f"{assets}: no embeddings here; run build_embeddings.py --assets {assets} first")
+        meta = _read_meta(path)
+        if meta.get("version") != str(FORMAT_VERSION):
+            raise StoreError(f"{path}: format version {meta.get('version')}, expected {FORMAT_VERSION}; rebuild")
+        try:
+            self.jitters, self.describer = int(meta["jitters"]), meta["describer"]
+            self.fingerprint = meta["fingerprint"]
+            self.n_persons, self.n_photos = int(meta["persons"]), int(meta["photos"])
+            with np.load(assets / VECTORS_FILE, allow_pickle=False) as npz:  # a zip: reads these, not the vectors
+                self.person_of = np.asarray(npz["person_rows"], dtype=np.int32)
+                saved = str(npz["fingerprint"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise StoreError(f"{assets}: cannot read the catalog ({type(exc).__name__}: {exc}); rebuild") from exc
+        if saved != self.fingerprint or len(self.person_of) != self.n_photos:
+            raise StoreError(f"{assets / VECTORS_FILE} does not belong to {path} (an interrupted copy?); rebuild")
+        self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self.lock = threading.Lock()
+
+    def vectors(self) -> np.ndarray:
+        try:
+            with np.load(self.assets / VECTORS_FILE, allow_pickle=False) as npz:
+                vectors = np.asarray(npz["vectors"], dtype=np.float32)
+        except (OSError, ValueError, KeyError) as exc:
+            raise StoreError(f"{self.assets / VECTORS_FILE}: cannot read: {exc}; rebuild") from exc
+        if vectors.shape != (self.n_photos, 128):
+            raise StoreError(f"{self.assets / VECTORS_FILE}: {vectors.shape[0]} vectors for {self.n_photos} photos")
+        return vectors
+
+    def photo(self, row: int) -> PhotoRecord:
+        with self.lock:
+            found = self.db.execute("SELECT * FROM photos WHERE row = ?", (int(row),)).fetchone()
+        _, path, sha, person, left, top, right, bottom, eye, roll = found
+        return PhotoRecord(path, sha, person, (left, top, right, bottom), eye, roll)
+
+    def person(self, pid: str) -> Person | None:
+        with self.lock:
+            found = self.db.execute("SELECT * FROM persons WHERE id = ?", (pid,)).fetchone()
+        return Person(*found[1:]) if found else None
+
+    def thumb(self, sha256: str) -> Thumb:
+        return Thumb(self.assets / THUMBS_FILE, sha256)
+
+    def check_thumbs(self) -> None:
+        """Raise StoreError if any photo's thumbnail (the card's celebrity side) is missing: refuse to start rather
+        than fail on every match. One indexed join, about a second at a million photos."""
+        thumbs = self.assets / THUMBS_FILE
+        missing, example = self.n_photos, "all of them"
+        if thumbs.exists():
+            with self.lock:
+                self.db.execute("ATTACH DATABASE ? AS t", (f"file:{thumbs}?mode=ro",))
+                try:
+                    query = "FROM photos WHERE sha256 NOT IN (SELECT sha256 FROM t.thumbs)"
+                    missing = self.db.execute(f"SELECT count(*) {query}").fetchone()[0]
+                    example = (self.db.execute(f"SELECT path {query} LIMIT 1").fetchone() or ("",))[0]
+                except sqlite3.Error as exc:
+                    example = f"{thumbs}: {exc}"
+                finally:
+                    self.db.execute("DETACH DATABASE t")
+        if missing:
+            raise StoreError(
+                f"{self.assets}: {missing} of {self.n_photos} thumbnails missing (e.g. {example}); "
+                f"run build_embeddings.py --assets {self.assets} to draw them again"
+            )
+
+    def close(self) -> None:
+        self.db.close()
+
+
+@dataclass(frozen=True)
+class Thumb:
+    """A catalog photo's portrait, read when a card is drawn (matches stay small in the bot's result cache)."""
+
+    store: Path
+    sha256: str
+
+    def read_bytes(self) -> bytes:
+        db = sqlite3.connect(f"file:{self.store}?mode=ro", uri=True)
+        try:
+            found = db.execute("SELECT jpeg FROM thumbs WHERE sha256 = ?", (self.sha256,)).fetchone()
+        except sqlite3.Error as exc:
+            raise OSError(f"{self.store}: {exc}") from exc
+        finally:
+            db.close()
+        if found is None:
+            raise FileNotFoundError(f"{self.store}: no thumbnail for {self.sha256}")
+        return found[0]
+
+
+class Thumbs:
+    """``thumbs.sqlite3`` for writing: portraits arrive while describing and leave when their photo does."""
+
+    def __init__(self, assets: Path) -> None:
+        assets.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(assets / THUMBS_FILE)
+        self.db.execute("CREATE TABLE IF NOT EXISTS thumbs (sha256 TEXT PRIMARY KEY, jpeg BLOB NOT NULL)")
+
+    def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO thumbs VALUES (?, ?)", items)
+
+    def keys(self) -> set[str]:
+        return {sha for (sha,) in self.db.execute("SELECT sha256 FROM thumbs")}
+
+    def get(self, sha256: str) -> bytes | None:
+        found = self.db.execute("SELECT jpeg FROM thumbs WHERE sha256 = ?", (sha256,)).fetchone()
+        return found[0] if found else None
+
+    def remove(self, shas: Iterable[str]) -> None:
+        self.db.executemany("DELETE FROM thumbs WHERE sha256 = ?", ((s,) for s in shas))
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    def __enter__(self) -> Thumbs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.db.commit()
+        self.db.close()
+
+
+def _read_meta(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return dict(db.execute("SELECT key, value FROM meta"))
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: not a catalog ({exc}); rebuild") from exc
+
+
+def _npz_fingerprint(assets: Path) -> str | None:
+    try:
+        with np.load(assets / VECTORS_FILE, allow_pickle=False) as npz:
+            return str(npz["fingerprint"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _load_legacy(assets: Path) -> Store:
+    """Format 1 (``embeddings.json`` + ``embeddings.npz``), for the build that converts it; anything unreadable
+    means describing again, which the build does by itself."""
+    try:
+        meta = json.loads((assets / LEGACY_FILE).read_text(encoding="utf-8"))
+        with np.load(assets / VECTORS_FILE, allow_pickle=False) as npz:
+            vectors = np.asarray(npz["vectors"], dtype=np.float32)
+        photos = [
+            PhotoRecord(p["path"], p["sha256"], p["person"], tuple(p["box"]), p["eye_distance"], p["roll"])
+            for p in meta["photos"]
+        ]
+        return Store(
+            persons={p["id"]: Person(**p) for p in meta["persons"]},
+            photos=photos,
+            vectors=vectors.reshape(len(photos), 128),
+            skipped=[Skipped(**s) for s in meta["skipped"]],
+            jitters=int(meta["jitters"]),
+            describer=str(meta.get("describer", "")),
+            legacy=True,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"{assets / LEGACY_FILE}: cannot read ({type(exc).__name__}: {exc}); rebuild") from exc
 
 
 def _atomic(path: Path, write) -> None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from lookalike.assets import Store
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("LOOKALIKE_SHARED", ROOT.parent / "shared"))
 FACES = SHARED / "faces"  # 45 public figures, a folder each
@@ -57,3 +59,10 @@ def build_catalog(root: Path, workers: int = 2) -> BuiltCatalog:
     if not build_index(assets).saved:
         raise RuntimeError(f"{assets}: the dev catalog's index missed its recall bar")
     return BuiltCatalog(photos, assets, {p: paths[1:] for p, paths in faces.items() if len(paths) > 1})
+
+
+@cache
+def loaded_store(assets: Path) -> Store:
+    """The whole built catalog as objects (vectors, photo rows), once per assets folder: what tests compare the
+    bot's matcher against (the matcher itself keeps only person numbers and reads rows on demand)."""
+    return Store.load(assets)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike.assets import Person, PhotoRecord, Store, StoreError
+from lookalike.assets import Person, PhotoRecord, Store, StoreError, Thumbs
+from lookalike.catalog import build_embeddings as build_embeddings_module
 from lookalike.catalog.build_embeddings import build_embeddings
 from lookalike.catalog.describe import QualityRules, describe_photo
 from lookalike.catalog.scan import CatalogError, scan
@@ -90,15 +92,75 @@ def test_incremental_rebuild_recomputes_only_changes(photos: Path, tmp_path: Pat
     assert (removed.computed, removed.removed) == (0, 1)
     store = Store.load(assets)
     assert sum(p.person == "madonna" for p in store.photos) == 2
-    assert len(list((assets / "thumbs").glob("*.jpg"))) == len(store.photos)
-
-    lost = list((assets / "thumbs").glob("*.jpg"))[:3]
-    drawn = {thumb: thumb.read_bytes() for thumb in lost}
-    for thumb in lost:  # a lost thumbnail is drawn again from its photo and stored face box, nothing is re-described
-        thumb.unlink()
+    with Thumbs(assets) as thumbs:
+        assert thumbs.keys() == {p.sha256 for p in store.photos}
+        lost = sorted(thumbs.keys())[:3]
+        drawn = {sha: thumbs.get(sha) for sha in lost}
+        thumbs.remove(lost)  # a lost thumbnail is drawn again from its photo and stored face box, nothing re-described
     mended = build_embeddings(photos, assets, jitters=0, progress=False)
     assert (mended.computed, mended.reused) == (0, 11)
-    assert {thumb: thumb.read_bytes() for thumb in lost} == drawn
+    with Thumbs(assets) as thumbs:
+        assert {sha: thumbs.get(sha) for sha in lost} == drawn
+    assert sorted(p.name for p in assets.iterdir()) == [
+        "catalog.sqlite3", "cleaning-report.html", "described.sqlite3", "embeddings.npz", "thumbs.sqlite3"
+    ]  # fmt: skip
+
+
+def test_unchanged_photos_are_not_read_again_and_changed_ones_are(
+    photos: Path, tmp_path: Path, faces, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild stats each photo; only a file whose size, mtime or inode changed is read and hashed again (a
+    million-photo catalog is not read end to end to add one person)."""
+    assets = tmp_path / "assets"
+    build_embeddings(photos, assets, jitters=0, progress=False)
+    hashed: list[Path] = []
+    real = build_embeddings_module._sha256
+    monkeypatch.setattr(build_embeddings_module, "_sha256", lambda path: hashed.append(path) or real(path))
+    again = build_embeddings(photos, assets, jitters=0, progress=False)
+    assert (again.computed, again.reused, hashed) == (0, 10, [])
+
+    target = photos / "obama" / faces["obama"][0].name
+    target.unlink()  # was a link to ../shared: a different photo under the same name
+    target.write_bytes(faces["vladimir_putin"][0].read_bytes())
+    changed = build_embeddings(photos, assets, jitters=0, progress=False)
+    assert (changed.computed, changed.reused, hashed) == (1, 9, [target])
+
+
+def test_format_1_assets_are_converted_without_describing(photos: Path, tmp_path: Path) -> None:
+    """An assets folder from before the SQLite catalog: the bot says what to run, and that build converts it,
+    taking over the descriptors and the thumbnail files, and leaves a handful of files."""
+    assets = tmp_path / "assets"
+    build_embeddings(photos, assets, jitters=0, progress=False)
+    store = Store.load(assets)
+    with Thumbs(assets) as thumbs:
+        jpegs = {p.sha256: thumbs.get(p.sha256) for p in store.photos}
+    for name in ("catalog.sqlite3", "thumbs.sqlite3", "described.sqlite3"):
+        (assets / name).unlink()
+    (assets / "thumbs").mkdir()
+    for sha, jpeg in jpegs.items():  # format 1: a file per thumbnail, named by the hash's first 20 digits
+        (assets / "thumbs" / f"{sha[:20]}.jpg").write_bytes(b"format 1: " + jpeg)
+    legacy_photos = [{**asdict(p), "thumb": f"thumbs/{p.sha256[:20]}.jpg"} for p in store.photos]
+    legacy = {
+        "version": 1,
+        "jitters": 0,
+        "describer": store.describer,
+        "persons": [asdict(p) for p in store.persons.values()],
+        "photos": legacy_photos,
+        "skipped": [asdict(s) for s in store.skipped],
+    }
+    (assets / "embeddings.json").write_text(json.dumps(legacy))
+    np.savez(assets / "embeddings.npz", vectors=store.vectors)
+    with pytest.raises(StoreError, match=r"old format .* run build_embeddings\.py --assets .* to convert them"):
+        Matcher(assets)
+
+    converted = build_embeddings(photos, assets, jitters=0, progress=False)
+    assert (converted.computed, converted.reused) == (0, 10)
+    again = Store.load(assets)
+    assert (again.persons, again.photos) == (store.persons, store.photos)
+    assert np.array_equal(again.vectors, store.vectors)
+    with Thumbs(assets) as thumbs:
+        assert {sha: thumbs.get(sha) for sha in jpegs} == {sha: b"format 1: " + jpeg for sha, jpeg in jpegs.items()}
+    assert not (assets / "embeddings.json").exists() and not (assets / "thumbs").exists()
 
 
 def test_unusable_photos_are_skipped_with_reasons(photos: Path, tmp_path: Path, faces) -> None:
@@ -149,8 +211,7 @@ def test_build_index_cli_checks_recall(tmp_path: Path) -> None:
     vectors = rng.normal(size=(4000, 128)).astype(np.float32)
     people = {f"p{i}": Person(f"p{i}", f"P {i}") for i in range(400)}
     records = [
-        PhotoRecord(f"p{i % 400}/{i}.jpg", f"{i:064x}", f"p{i % 400}", (0, 0, 1, 1), 30.0, 0.0, "thumbs/x.jpg")
-        for i in range(4000)
+        PhotoRecord(f"p{i % 400}/{i}.jpg", f"{i:064x}", f"p{i % 400}", (0, 0, 1, 1), 30.0, 0.0) for i in range(4000)
     ]
     Store(people, records, vectors).save(tmp_path)
 
@@ -190,5 +251,5 @@ def test_build_index_cli_checks_recall(tmp_path: Path) -> None:
 def test_store_refuses_pickled_vectors(tmp_path: Path) -> None:
     Store({"a": Person("a", "A")}, [], np.zeros((0, 128), np.float32)).save(tmp_path)
     np.savez(tmp_path / "embeddings.npz", vectors=np.array([object()], dtype=object))
-    with pytest.raises(StoreError, match=r"cannot read embeddings"):
+    with pytest.raises(StoreError, match=r"cannot read the catalog"):
         Store.load(tmp_path)

@@ -24,7 +24,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 import lookalike.catalog.distributed as on_cluster
-from lookalike.assets import THUMBS_DIR, Store
+from lookalike.assets import Store, Thumbs
 from lookalike.catalog.build_embeddings import CHECKPOINT_FILE, BuildReport, ClusterError, build_embeddings
 from lookalike.catalog.describe import Described
 
@@ -71,8 +71,9 @@ def _assert_same_store(built: Path, reference: Path) -> None:
     assert (one.persons, one.photos, one.skipped) == (two.persons, two.photos, two.skipped)
     assert (one.jitters, one.describer) == (two.jitters, two.describer)
     np.testing.assert_allclose(one.vectors, two.vectors, rtol=0, atol=1e-6)
-    thumbs = {p.name: p.read_bytes() for p in (built / THUMBS_DIR).glob("*.jpg")}
-    assert thumbs == {p.name: p.read_bytes() for p in (reference / THUMBS_DIR).glob("*.jpg")}
+    with Thumbs(built) as a, Thumbs(reference) as b:
+        assert a.keys() == b.keys() == {p.sha256 for p in one.photos}
+        assert all(a.get(sha) == b.get(sha) for sha in a.keys())
 
 
 def _same_report(one: BuildReport, two: BuildReport) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from lookalike.assets import Thumbs
 from lookalike.telegram.texts import TEXTS
 from testkit.data import BuiltCatalog
 from testkit.fake_bot_api import FakeBotApi
@@ -244,7 +245,8 @@ def test_unusable_feedback_path_or_missing_thumbnails_refuse_to_start(
 
     assets = tmp_path / "assets"
     shutil.copytree(catalog.assets, assets)
-    next((assets / "thumbs").iterdir()).unlink()
+    with Thumbs(assets) as thumbs:
+        thumbs.remove(list(thumbs.keys())[:1])
     bot.log.unlink()
     bot = BotProcess(api, assets, tmp_path)
     assert bot.process.wait(timeout=60) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -177,12 +178,13 @@ def test_pacing_spaces_messages_per_chat_but_not_across_chats(monkeypatch: pytes
     assert [w for w in waits if w > 0] == [1.0, 2.0]  # chat 1 waits its turn; chat 2 and chat actions do not
 
 
-def test_malformed_embeddings_file_is_a_store_error_naming_it(tmp_path: Path) -> None:
+def test_malformed_catalog_is_a_store_error_naming_it(tmp_path: Path) -> None:
     Store(persons={"a": Person("a", "A")}).save(tmp_path)
-    meta = tmp_path / "embeddings.json"
-    meta.write_text(meta.read_text().replace('"id"', '"identity"'))
-    with pytest.raises(StoreError, match=r"embeddings\.json: malformed"):
+    catalog = tmp_path / "catalog.sqlite3"
+    with sqlite3.connect(catalog) as db:
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'version'")
+    with pytest.raises(StoreError, match="format version 1, expected 2"):
         Store.load(tmp_path)
-    meta.write_text("[]")
-    with pytest.raises(StoreError, match="format version"):
+    catalog.write_bytes(b"not a database, a truncated copy")
+    with pytest.raises(StoreError, match=r"catalog\.sqlite3: not a catalog"):
         Store.load(tmp_path)

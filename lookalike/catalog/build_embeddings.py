@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from types import TracebackType
 import numpy as np
 from tqdm import tqdm
 
-from lookalike.assets import THUMBS_DIR, PhotoRecord, Skipped, Store
+from lookalike.assets import LEGACY_FILE, LEGACY_THUMBS, PhotoRecord, Skipped, Store, Thumbs
 from lookalike.catalog.clean import DUPLICATE, WRONG_PERSON, Cleaning, clean
 from lookalike.catalog.describe import DESCRIBER, Described, QualityRules, describe_photo, thumbnail
 from lookalike.catalog.report import write_report
@@ -95,9 +96,9 @@ def build_embeddings(
         old = Store()
     reusable = _reusable(old, jitters, set(_load_excluded(assets, old)))
     files = [(pid, path) for pid, paths in catalog.photos.items() for path in paths]
-    digests = [_sha256(path) for _, path in tqdm(files, desc="hashing", unit="photo", disable=not progress)]
     fresh = {}
     with _Checkpoint(assets, f"jitters {jitters}; {DESCRIBER}; {rules}") as checkpoint:
+        digests = checkpoint.hashes([path for _, path in files], progress)
         reusable.update(checkpoint.results(set(digests) - reusable.keys()))
         todo = list(  # one job per content: a photo filed twice is described once
             {d: (path, d, jitters, rules) for (_, path), d in zip(files, digests) if d not in reusable}.values()
@@ -109,11 +110,15 @@ def build_embeddings(
             for described in results:
                 fresh[described.sha256] = checkpoint.add(described)
                 bar.update()
-    store, report = _assemble(catalog, photos_dir, assets, files, digests, reusable, fresh, jitters)
-    _clean(store, report, catalog, photos_dir, assets, keep_outliers)
-    report.removed = len(({p.sha256 for p in old.photos} | {s.sha256 for s in old.skipped}) - set(digests))
-    store.save(assets)
-    _prune_thumbs(assets, store)
+    store, report = _assemble(catalog, photos_dir, files, digests, reusable, fresh, jitters)
+    with Thumbs(assets) as thumbs:
+        _clean(store, report, catalog, photos_dir, assets, thumbs, keep_outliers, progress)
+        report.removed = len(({p.sha256 for p in old.photos} | {s.sha256 for s in old.skipped}) - set(digests))
+        store.save(assets)
+        thumbs.remove(thumbs.keys() - {p.sha256 for p in store.photos})
+    if old.legacy:  # converted: the format-1 files (a million thumbnail files, perhaps) go
+        (assets / LEGACY_FILE).unlink(missing_ok=True)
+        shutil.rmtree(assets / LEGACY_THUMBS, ignore_errors=True)
     return report
 
 
@@ -150,12 +155,14 @@ class _Checkpoint:
 
     SQLite: one file, atomic batched commits, plain columns (never pickle). Rows are kept only for the settings
     ``key`` (jitters, describer, rules) they were made with; once the store holds them they are dropped. The
-    thumbnail goes straight to thumbs/ (where ``_assemble`` looks for it), not into memory.
+    thumbnail goes straight to ``thumbs.sqlite3``, committed with its row, not into memory. The file also
+    remembers each photo file's hash by (size, mtime, inode), so an unchanged catalog is stat'ed, not read.
     """
 
     def __init__(self, assets: Path, key: str) -> None:
         self._assets = assets
-        (assets / THUMBS_DIR).mkdir(parents=True, exist_ok=True)
+        assets.mkdir(parents=True, exist_ok=True)
+        self._thumbs = Thumbs(assets)
         try:
             self._db = self._open(key)
         except sqlite3.DatabaseError:  # not a database (a truncated copy): it only saves time, start it afresh
@@ -173,6 +180,10 @@ class _Checkpoint:
                 sha256 TEXT PRIMARY KEY, vector BLOB, left INTEGER, top INTEGER, right INTEGER, bottom INTEGER,
                 eye_distance REAL, roll REAL, reason TEXT NOT NULL
             );
+            CREATE TABLE IF NOT EXISTS hashed (
+                path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
+                sha256 TEXT NOT NULL
+            );
             """
         )
         if db.execute("SELECT key FROM settings").fetchall() != [(key,)]:  # other jitters, describer or rules
@@ -181,6 +192,23 @@ class _Checkpoint:
                 db.execute("DELETE FROM settings")
                 db.execute("INSERT INTO settings VALUES (?)", (key,))
         return db
+
+    def hashes(self, paths: list[Path], progress: bool) -> list[str]:
+        """Each file's SHA-256: remembered while its size, mtime and inode stay the same, else read and hashed."""
+        known = {path: rest for path, *rest in self._db.execute("SELECT * FROM hashed")}
+        digests, changed = [], []
+        for path in tqdm(paths, desc="hashing", unit="photo", disable=not progress):
+            name, st = os.path.abspath(path), path.stat()
+            seen = known.pop(name, None)
+            if seen is not None and tuple(seen[:3]) == (st.st_size, st.st_mtime_ns, st.st_ino):
+                digests.append(seen[3])
+                continue
+            digests.append(_sha256(path))
+            changed.append((name, st.st_size, st.st_mtime_ns, st.st_ino, digests[-1]))
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO hashed VALUES (?, ?, ?, ?, ?)", changed)
+            self._db.executemany("DELETE FROM hashed WHERE path = ?", ((name,) for name in known))  # gone
+        return digests
 
     def results(self, wanted: set[str]) -> dict[str, Described]:
         """The stored results among ``wanted``; the others (saved in the store since, or photos gone) are dropped."""
@@ -200,7 +228,7 @@ class _Checkpoint:
     def add(self, d: Described) -> Described:
         """Store one result (committed in batches); returns it without the thumbnail bytes, now on disk."""
         if d.thumb_jpeg:
-            (self._assets / THUMBS_DIR / f"{d.sha256[:20]}.jpg").write_bytes(d.thumb_jpeg)  # the name _assemble uses
+            self._thumbs.put_many([(d.sha256, d.thumb_jpeg)])
         vector = None if d.vector is None else np.asarray(d.vector, np.float32).tobytes()
         self._db.execute(
             "INSERT OR REPLACE INTO described VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -212,6 +240,7 @@ class _Checkpoint:
         return replace(d, thumb_jpeg=b"")
 
     def _commit(self) -> None:
+        self._thumbs.commit()  # first: a row is never stored without its thumbnail
         self._db.commit()
         self._pending, self._committed = 0, time.monotonic()
 
@@ -224,12 +253,12 @@ class _Checkpoint:
         """Keep what arrived, however the describing ended (Ctrl-C, a lost cluster)."""
         self._commit()
         self._db.close()
+        self._thumbs.__exit__()
 
 
 def _assemble(
     catalog: Catalog,
     photos_dir: Path,
-    assets: Path,
     files: list[tuple[str, Path]],
     digests: list[str],
     reusable: dict[str, Described],
@@ -239,7 +268,6 @@ def _assemble(
     report = BuildReport()
     store = Store(jitters=jitters, describer=DESCRIBER)
     vectors = []
-    (assets / THUMBS_DIR).mkdir(parents=True, exist_ok=True)
     for (pid, path), digest in zip(files, digests):
         described = fresh.get(digest) or reusable[digest]
         if digest in fresh:
@@ -252,12 +280,7 @@ def _assemble(
             store.skipped.append(skip)
             report.skipped.append(skip)
             continue
-        thumb = f"{THUMBS_DIR}/{digest[:20]}.jpg"
-        if described.thumb_jpeg:
-            (assets / thumb).write_bytes(described.thumb_jpeg)
-        elif not (assets / thumb).is_file():  # reused without its thumbnail (a shipped catalog): redraw it
-            (assets / thumb).write_bytes(thumbnail(path.read_bytes(), described.box))
-        store.photos.append(PhotoRecord(rel, digest, pid, described.box, described.eye_distance, described.roll, thumb))
+        store.photos.append(PhotoRecord(rel, digest, pid, described.box, described.eye_distance, described.roll))
         vectors.append(described.vector)
     used = {p.person for p in store.photos}
     store.persons = {pid: person for pid, person in catalog.persons.items() if pid in used}
@@ -270,7 +293,14 @@ EXCLUDED_FILE = "excluded.npz"  # descriptors of the photos cleaning left out: j
 
 
 def _clean(
-    store: Store, report: BuildReport, catalog: Catalog, photos_dir: Path, assets: Path, keep_outliers: bool
+    store: Store,
+    report: BuildReport,
+    catalog: Catalog,
+    photos_dir: Path,
+    assets: Path,
+    thumbs: Thumbs,
+    keep_outliers: bool,
+    progress: bool,
 ) -> None:
     """Leave out wrong-person photos and duplicates (unless ``keep_outliers``), then write the cleaning report.
 
@@ -286,8 +316,7 @@ def _clean(
     for skip in store.skipped:
         if skip.sha256 in saved:
             vector, box, eye, roll = saved[skip.sha256]
-            thumb = f"{THUMBS_DIR}/{skip.sha256[:20]}.jpg"
-            photos.append((PhotoRecord(skip.path, skip.sha256, order[skip.path][1], box, eye, roll, thumb), vector))
+            photos.append((PhotoRecord(skip.path, skip.sha256, order[skip.path][1], box, eye, roll), vector))
         else:
             unusable.append(skip)
     photos.sort(key=lambda pv: order[pv[0].path][0])
@@ -298,9 +327,7 @@ def _clean(
         found = clean([p.person for p in records], [p.sha256 for p in records], vectors, [p.path for p in records])
     out = dict(found.excluded)
     kept = [i for i in range(len(photos)) if i not in out]
-    for photo in (records[i] for i in kept):
-        if not (assets / photo.thumb).is_file():  # back in the catalog: its thumbnail was pruned
-            (assets / photo.thumb).write_bytes(thumbnail((photos_dir / photo.path).read_bytes(), photo.box))
+    _draw_missing_thumbs([records[i] for i in kept], photos_dir, assets, thumbs, progress)
     left_out = [(records[i], why) for i, why in found.excluded]
     store.photos, store.vectors = [records[i] for i in kept], vectors[kept]
     report.excluded = [Skipped(p.path, p.sha256, why) for p, why in left_out]
@@ -310,8 +337,22 @@ def _clean(
     report.persons, report.photos, report.suspicious = len(store.persons), len(store.photos), found.suspicious
     _save_excluded(assets, store, [(records[i], vectors[i]) for i, _ in found.excluded])
     report.cleaning_report = write_report(
-        assets, photos_dir, store, left_out, found.suspicious, unusable, cleaning=not keep_outliers
+        assets, photos_dir, store, thumbs, left_out, found.suspicious, unusable, cleaning=not keep_outliers
     )
+
+
+def _draw_missing_thumbs(
+    photos: list[PhotoRecord], photos_dir: Path, assets: Path, thumbs: Thumbs, progress: bool
+) -> None:
+    """Portraits for kept photos without one: a shipped catalog's (descriptors only), a photo back from being
+    left out, or a format-1 folder's thumbs/ file (taken over, not redrawn)."""
+    have = thumbs.keys()
+    missing = [p for p in photos if p.sha256 not in have]
+    for photo in tqdm(missing, desc="thumbnails", unit="photo", disable=not progress or not missing):
+        legacy = assets / LEGACY_THUMBS / f"{photo.sha256[:20]}.jpg"
+        jpeg = legacy.read_bytes() if legacy.is_file() else thumbnail((photos_dir / photo.path).read_bytes(), photo.box)
+        thumbs.put_many([(photo.sha256, jpeg)])
+    thumbs.commit()
 
 
 def _load_excluded(assets: Path, store: Store) -> dict[str, tuple[np.ndarray, tuple[int, int, int, int], float, float]]:
@@ -343,13 +384,6 @@ def _save_excluded(assets: Path, store: Store, left_out: list[tuple[PhotoRecord,
             roll=np.array([p.roll for p, _ in left_out]),
         )
     os.replace(tmp, path)
-
-
-def _prune_thumbs(assets: Path, store: Store) -> None:
-    keep = {Path(p.thumb).name for p in store.photos}
-    for thumb in (assets / THUMBS_DIR).glob("*.jpg"):
-        if thumb.name not in keep:
-            thumb.unlink()
 
 
 def _sha256(path: Path) -> str:

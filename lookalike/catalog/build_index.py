@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.assets import Store, StoreError
+from lookalike.assets import CatalogReader, StoreError
 from lookalike.engine import similarity
 from lookalike.engine.hnsw import HnswIndex, HnswParams, recall_at_1
 
@@ -40,19 +40,21 @@ def reference_faces(path: Path = REFERENCE_FACES) -> np.ndarray:
 def build_index(assets: Path, params: HnswParams = HnswParams(), force: bool = False) -> IndexReport:
     """Build and check the index; save it with the calibration and hub offsets unless recall@1 < 0.99 (then only
     with ``force``)."""
-    store = Store.load(assets)
-    if len(store.persons) < 2:
-        raise StoreError(f"{assets}: {len(store.persons)} person(s) with usable photos; need at least 2")
+    catalog = CatalogReader(assets)
+    catalog.close()  # only its counts, fingerprint and vectors are needed
+    if catalog.n_persons < 2:
+        raise StoreError(f"{assets}: {catalog.n_persons} person(s) with usable photos; need at least 2")
+    vectors = catalog.vectors()
     started = time.perf_counter()
-    index = HnswIndex.build(store.vectors, params)
+    index = HnswIndex.build(vectors, params)
     seconds = time.perf_counter() - started
-    recall = recall_at_1(index, store.vectors)
+    recall = recall_at_1(index, vectors)
     started = time.perf_counter()
-    calibration, hubs = similarity.fit(store.vectors, reference_faces())
+    calibration, hubs = similarity.fit(vectors, reference_faces())
     calibration_seconds = time.perf_counter() - started
     saved = recall >= MIN_RECALL or force
     if saved:
-        index.save(assets, {"recall_at_1": recall, "embeddings": store.fingerprint()})
+        index.save(assets, {"recall_at_1": recall, "embeddings": catalog.fingerprint})
         calibration.save(assets)
         hubs.save(assets)
-    return IndexReport(len(store.photos), len(store.persons), recall, seconds, calibration, saved, calibration_seconds)
+    return IndexReport(catalog.n_photos, catalog.n_persons, recall, seconds, calibration, saved, calibration_seconds)

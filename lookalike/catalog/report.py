@@ -2,9 +2,9 @@
 
 Every photo left out (wrong person, duplicate) beside a few of its person's kept photos, every suspicious pair of
 persons side by side, and the unusable photos (no face, too small, tilted, …), grouped by reason with counts at
-the top. Kept photos are the build's thumbnails (``thumbs/``, relative links); photos left out have none, so
-theirs are drawn from the photo files and embedded (base64 JPEG). Sections are capped so that a catalog of 100k
-photos still gives a page of a few MB.
+the top. Every picture is embedded (base64 JPEG): kept photos are the build's thumbnails, photos left out have
+none, so theirs are drawn from the photo files. Sections are capped so that a catalog of a million photos still
+gives a page of a few MB.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from lookalike.assets import PhotoRecord, Skipped, Store
+from lookalike.assets import PhotoRecord, Skipped, Store, Thumbs
 from lookalike.catalog.clean import DUPLICATE, WRONG_PERSON
 from lookalike.catalog.describe import CATALOG_LIMITS, thumbnail
 from lookalike.engine.images import load_rgb
@@ -53,13 +53,14 @@ def write_report(
     assets: Path,
     photos_dir: Path,
     store: Store,
+    thumbs: Thumbs,
     left_out: Sequence[tuple[PhotoRecord, str]],
     suspicious: Sequence[tuple[str, str, float, str]],
     unusable: Sequence[Skipped],
     cleaning: bool = True,
 ) -> Path:
     """Write the page for this build; ``left_out`` are the photos cleaning took out, with their reasons."""
-    page = _Page(assets, photos_dir, store)
+    page = _Page(photos_dir, store, thumbs)
     wrong = [(p, why) for p, why in left_out if why.startswith(WRONG_PERSON)]
     dups = [(p, why) for p, why in left_out if why.startswith(DUPLICATE)]
     pairs = [s for s in suspicious if s[0] != s[1]]
@@ -105,8 +106,8 @@ def _kind(reason: str) -> str:
 
 
 class _Page:
-    def __init__(self, assets: Path, photos_dir: Path, store: Store) -> None:
-        self.assets, self.photos_dir, self.store = assets, photos_dir, store
+    def __init__(self, photos_dir: Path, store: Store, thumbs: Thumbs) -> None:
+        self.photos_dir, self.store, self.thumbs = photos_dir, store, thumbs
         self.kept: dict[str, list[PhotoRecord]] = {}
         for photo in store.photos:
             self.kept.setdefault(photo.person, []).append(photo)
@@ -172,8 +173,7 @@ class _Page:
     def _strip(self, pid: str) -> str:
         photos = self.kept.get(pid, [])
         figures = "".join(
-            f'<figure><img src="{html.escape(p.thumb)}" alt="" loading="lazy">{html.escape(p.path)}</figure>'
-            for p in photos[:CONTEXT]
+            f"<figure>{self._img(self.thumbs.get(p.sha256))}{html.escape(p.path)}</figure>" for p in photos[:CONTEXT]
         )
         more = f'<p class="note">+{len(photos) - CONTEXT} more</p>' if len(photos) > CONTEXT else ""
         if not photos:
@@ -183,8 +183,7 @@ class _Page:
     def _drawn(self, photo: PhotoRecord) -> bytes | None:
         """A left-out photo's portrait: its thumbnail if this build still has it, else drawn from the photo."""
         try:
-            thumb = self.assets / photo.thumb
-            return thumb.read_bytes() if thumb.is_file() else thumbnail(self._read(photo.path), photo.box)
+            return self.thumbs.get(photo.sha256) or thumbnail(self._read(photo.path), photo.box)
         except Exception:  # the photo vanished or no longer decodes: the page still lists it
             return None
 

@@ -57,7 +57,7 @@ class Service:
         start the workers (models loaded before serving)."""
         metrics = metrics or Metrics()
         matcher = await asyncio.to_thread(Matcher, settings.assets, settings.ef_search, settings.min_similarity)
-        await asyncio.to_thread(matcher.store.check_thumbs, settings.assets)
+        await asyncio.to_thread(matcher.catalog.check_thumbs)
         feedback = await asyncio.to_thread(FeedbackStore, settings.feedback_db)
 
         def on_event(event: PoolEvent) -> None:
@@ -70,7 +70,7 @@ class Service:
         metrics.watch_pool(lambda: pool.queue_depth, lambda: pool.busy_workers, lambda: pool.restarts)
         log.info(
             "ready",
-            extra={"persons": len(matcher.store.persons), "photos": len(matcher.store.photos), "workers": pool.size},
+            extra={"persons": matcher.catalog.n_persons, "photos": matcher.catalog.n_photos, "workers": pool.size},
         )
         return cls(
             settings=settings,
@@ -87,7 +87,7 @@ class Service:
 
     def person_name(self, person_id: str) -> str:
         """The display name of a catalog person (the id itself for one no longer in the catalog)."""
-        person = self.lookup.matcher.store.persons.get(person_id)
+        person = self.lookup.matcher.catalog.person(person_id)
         return person.name if person else person_id
 
     async def close(self) -> None:
