@@ -13,7 +13,10 @@ quality rules on; ~20 min on 2 cores the first time), cached in ``$LOOKALIKE_CLE
 - LFW with planted errors, on disjoint random people (seeded): a photo moved from person B to person A (wrong
   person), a photo of a person with ≥3 photos copied under another person (duplicate), people split under two
   names (same human: ≥4 photos split in halves, and 2–3 photos split 1 + the rest);
-- a synthetic catalog of 100k photos (20k people × 5, LFW-like spreads) for time.
+- a synthetic catalog of 100k photos (20k people × 5, LFW-like spreads) for time;
+- incremental builds (``--incremental`` runs only this): a full ``clean`` against ``clean`` with the previous
+  build's cache after one person of 10 photos is added, at 100k and 1M synthetic photos (``bench/index_scale.py``'s
+  ``synthesize``: 10 per person around real dev-set descriptors).
 Prints Markdown tables.
 """
 
@@ -24,6 +27,7 @@ import hashlib
 import multiprocessing
 import os
 import sys
+import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -38,10 +42,15 @@ if str(ROOT) not in sys.path:
 from lookalike.catalog.clean import (  # noqa: E402
     DISAGREE,
     DUPLICATE,
+    KEY,
     PAIR_LIMIT,
     SAME_HUMAN,
     WRONG_PERSON,
+    CleaningCache,
+    Neighbours,
     clean,
+    mean_key,
+    photo_keys,
 )
 
 LFW = ROOT.parent / "shared" / "lfw"
@@ -89,9 +98,9 @@ def lfw(workers: int) -> tuple[list[str], list[str], list[str], np.ndarray]:
     return persons, shas, [str(Path(p).relative_to(LFW)) for p in kept], vectors[ok]
 
 
-def _timed(persons, shas, vectors, labels=None):
+def _timed(persons, shas, vectors, labels=None, cache=None):
     start = time.perf_counter()
-    result = clean(persons, shas, vectors, labels)
+    result = clean(persons, shas, vectors, labels, cache=cache)
     return result, time.perf_counter() - start
 
 
@@ -199,13 +208,102 @@ def synthetic(n_people: int = 20_000, per: int = 5) -> list[str]:
     ]
 
 
-def main(workers: int, quick: bool) -> int:
-    persons, shas, labels, vectors = lfw(workers)
-    rows = ["| catalog | measure | result |", "|---|---|---|"]
-    rows += genuine(persons, shas, labels, vectors)
-    rows += planted(persons, shas, vectors)
-    if not quick:
-        rows += synthetic()
+def _one_more_person(n: int) -> tuple[list[str], list[str], np.ndarray]:
+    """``n`` + 10 synthetic photos, by person (10 each, as index_scale synthesizes them); the last 10: one more."""
+    from bench.index_scale import synthesize
+
+    data = synthesize(n + 10, 1)
+    order = np.argsort(data.persons, kind="stable")
+    persons = [f"person_{p:07d}" for p in data.persons[order].tolist()]
+    shas = [hashlib.sha256(f"{n} {i}".encode()).hexdigest() for i in range(n + 10)]
+    return persons, shas, data.vectors[order]
+
+
+def _seeded_cache(persons: list[str], shas: list[str], vectors: np.ndarray, per: int = 10) -> CleaningCache:
+    """A cache as a build of these photos would leave it, but with the next person's photo (mean) as each photo's
+    (mean's) neighbour instead of the nearest: what the incremental step spends depends on which rows changed,
+    not on which rows the cache names, and the exact cache of 1M photos takes hours."""
+    n = len(persons)
+    keys, nxt = photo_keys(persons, shas), (np.arange(n) + per) % n
+    photos = Neighbours(keys, keys[nxt], np.linalg.norm(vectors - vectors[nxt], axis=1).astype(np.float32))
+    means = vectors.reshape(-1, per, vectors.shape[1]).mean(axis=1, dtype=np.float64).astype(np.float32)
+    mkeys = np.array([mean_key(persons[s], shas[s : s + per]) for s in range(0, n, per)], dtype=KEY)
+    mnxt = (np.arange(len(mkeys)) + 1) % len(mkeys)
+    return CleaningCache(photos, Neighbours(mkeys, mkeys[mnxt], np.linalg.norm(means - means[mnxt], axis=1)))
+
+
+def incremental(sizes: tuple[int, ...] = (100_000, 1_000_000), full_up_to: int = 100_000) -> list[str]:
+    """Full ``clean`` vs ``clean`` with the previous build's cache, after one person of 10 photos is added.
+
+    Up to ``full_up_to`` photos the previous build is a full ``clean`` (timed), and the incremental result is
+    checked against a full ``clean`` of the new catalog (timed too). Above, the previous build's cache is seeded
+    (:func:`_seeded_cache`, not timed) and the full time is estimated as (n / n_measured)² × the faster full
+    run measured.
+    """
+    rows = [
+        "| photos | full `clean` | `clean` with the cache, 1 person (10 photos) added | rows computed afresh: photos, "
+        "means | cache file: size, save, load |",
+        "|---|---|---|---|---|",
+    ]
+    measured: tuple[int, float] | None = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            persons, shas, vectors = _one_more_person(n)
+            print(f"incremental: {n:,} photos + 10", flush=True)
+            if n <= full_up_to:
+                before, full_s = _timed(persons[:n], shas[:n], vectors[:n])
+                cache = before.cache
+            else:
+                cache = _seeded_cache(persons[:n], shas[:n], vectors[:n])
+            path = Path(tmp) / "neighbours.npz"
+            (_, save_s), size = _timed_call(cache.save, path, "bench"), path.stat().st_size
+            loaded, load_s = _timed_call(CleaningCache.load, path, "bench")
+            after, inc_s = _timed(persons, shas, vectors, cache=loaded)
+            if n <= full_up_to:
+                scratch, again_s = _timed(persons, shas, vectors)
+                same = scratch.excluded == after.excluded and scratch.suspicious == after.suspicious
+                same = same and np.allclose(scratch.cache.photos.dist, after.cache.photos.dist, atol=1e-5, rtol=0)
+                assert same, "incremental clean differs from a full one"
+                measured = (n, min(full_s, again_s))
+                full = f"{_duration(full_s)}, {_duration(again_s)} (2 runs; same result as with the cache)"
+            elif measured:
+                estimate = _duration(measured[1] * (n / measured[0]) ** 2)
+                full = f"~{estimate} (estimated: {measured[0]:,} photos' time × {n / measured[0]:.0f}²)"
+            else:
+                full = "not measured"
+            rows.append(
+                f"| {n:,} + 10 | {full} | **{inc_s:.2f} s** | {after.cache.photos.dirty:,} of {n + 10:,}, "
+                f"{after.cache.means.dirty:,} of {len(after.cache.means.keys):,} | {size / 2**20:.0f} MiB, "
+                f"{save_s:.2f} s, {load_s:.2f} s |"
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def _timed_call(func, *args):
+    start = time.perf_counter()
+    result = func(*args)
+    return result, time.perf_counter() - start
+
+
+def main(workers: int, quick: bool, only_incremental: bool = False) -> int:
+    rows = []
+    if not only_incremental:
+        persons, shas, labels, vectors = lfw(workers)
+        rows += ["| catalog | measure | result |", "|---|---|---|"]
+        rows += genuine(persons, shas, labels, vectors)
+        rows += planted(persons, shas, vectors)
+        if not quick:
+            rows += synthetic()
+        rows.append("")
+    if not quick or only_incremental:
+        rows += incremental()
     print("\n" + "\n".join(rows))
     return 0
 
@@ -213,6 +311,7 @@ def main(workers: int, quick: bool) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2, help="processes describing LFW photos not yet cached")
-    parser.add_argument("--quick", action="store_true", help="skip the 100k synthetic timing")
+    parser.add_argument("--quick", action="store_true", help="skip the 100k synthetic timing and incremental builds")
+    parser.add_argument("--incremental", action="store_true", help="only the incremental builds (no LFW)")
     args = parser.parse_args()
-    sys.exit(main(args.workers, args.quick))
+    sys.exit(main(args.workers, args.quick, args.incremental))

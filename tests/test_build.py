@@ -102,7 +102,8 @@ def test_incremental_rebuild_recomputes_only_changes(photos: Path, tmp_path: Pat
     with Thumbs(assets) as thumbs:
         assert {sha: thumbs.get(sha) for sha in lost} == drawn
     assert sorted(p.name for p in assets.iterdir()) == [
-        "catalog.sqlite3", "cleaning-report.html", "described.sqlite3", "embeddings.npz", "thumbs.sqlite3"
+        "catalog.sqlite3", "cleaning-report.html", "described.sqlite3", "embeddings.npz", "neighbours.npz",
+        "thumbs.sqlite3",
     ]  # fmt: skip
 
 

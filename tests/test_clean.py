@@ -15,8 +15,20 @@ import numpy as np
 import pytest
 
 from lookalike.assets import Store
+from lookalike.catalog import clean as clean_module
 from lookalike.catalog.build_embeddings import BuildReport, build_embeddings
-from lookalike.catalog.clean import DISAGREE, DUPLICATE, SAME_HUMAN, WRONG_PERSON, clean, nearest_other
+from lookalike.catalog.clean import (
+    DISAGREE,
+    DUPLICATE,
+    SAME_HUMAN,
+    WRONG_PERSON,
+    CleaningCache,
+    Neighbours,
+    clean,
+    nearest_other,
+    nearest_other_cached,
+    photo_keys,
+)
 from lookalike.catalog.report import REPORT_FILE
 
 LFW = Path(__file__).resolve().parents[2] / "shared" / "lfw"
@@ -79,7 +91,8 @@ def test_report_shows_the_planted_files_and_reasons(built: Built) -> None:
     assert built.report.cleaning_report == built.assets / REPORT_FILE
     for text in (WRONG, DUPLICATE_COPY, DUPLICATE_ORIGINAL, "Wrong person (1)", "Duplicate under another name (1)"):
         assert text in page
-    assert page.count("data:image/jpeg;base64,") == 4  # photos left out or unusable have no thumbnail: drawn
+    images = page.count("<img")  # every picture is in the page: kept photos' thumbnails, left-out photos drawn
+    assert images > 4 and page.count('<img src="data:image/jpeg;base64,') == images
 
 
 def test_keep_outliers_keeps_everything_and_cleaning_comes_back(built: Built, tmp_path: Path) -> None:
@@ -181,3 +194,157 @@ def test_nearest_other_is_exact_in_blocks() -> None:
     assert np.array_equal(ids[sample], d.argmin(axis=1))
     assert np.allclose(dist[sample], d.min(axis=1), atol=1e-4)
     assert (ids >= 0).all() and (codes[ids] != codes).all()
+
+
+# Incremental cleaning: the cache of the previous build's neighbours gives the same answers as a computation from
+# scratch, for less work.
+
+MADE_BY = "jitters 0; test describer"
+
+
+def _synthetic(anchors: np.ndarray, persons: int, seed: int) -> tuple[list[str], list[str], np.ndarray]:
+    """Descriptor-like photos as bench/index_scale.py makes them, around the real descriptors: 1–15 per person."""
+    rng = np.random.default_rng(seed)
+    centres = anchors[rng.integers(len(anchors), size=persons)]
+    centres = centres + rng.standard_normal(centres.shape).astype(np.float32) * anchors.std(axis=0) * 0.8
+    sizes = rng.integers(1, 16, persons)
+    codes = np.repeat(np.arange(persons), sizes)
+    vectors = (centres[codes] + rng.standard_normal((len(codes), anchors.shape[1])) * 0.025).astype(np.float32)
+    return [f"p{seed}_{c}" for c in codes], [f"{seed}-{i:06d}" for i in range(len(codes))], vectors
+
+
+def _codes(persons: list[str]) -> np.ndarray:
+    return np.unique(np.array(persons), return_inverse=True)[1]
+
+
+def _assert_same(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray, np.ndarray], codes: np.ndarray) -> None:
+    """Equal distances (1e-5); equal ids but where two rows tie."""
+    (ids, dist), (want_ids, want_dist) = got, want
+    assert np.allclose(dist, want_dist, atol=1e-5, rtol=0)
+    differ = np.flatnonzero(ids != want_ids)
+    assert (ids[differ] >= 0).all() and (codes[ids[differ]] != codes[differ]).all()
+    assert np.allclose(dist[differ], want_dist[differ], atol=1e-5, rtol=0)
+
+
+def _edit(persons: list[str], shas: list[str], vectors: np.ndarray, gone: set[int], rng: np.random.Generator):
+    """Remove ``gone``, move a photo to another person, file one photo twice in its folder, add photos to an
+    existing person and a new person: what an operator does between two builds."""
+    keep = [i for i in range(len(persons)) if i not in gone]
+    persons, shas, vectors = [persons[i] for i in keep], [shas[i] for i in keep], vectors[keep]
+    moved = int(rng.integers(len(persons)))
+    persons[moved] = persons[(moved + len(persons) // 2) % len(persons)]
+    twice = int(rng.integers(len(persons)))
+    old = persons[0]
+    new_vectors = [vectors[twice], *(vectors[persons.index(old)] + rng.normal(0, 0.03, (3, vectors.shape[1])))]
+    new_vectors += list(vectors[1] + rng.normal(0, 0.2, (5, vectors.shape[1])))
+    persons += [persons[twice], old, old, old, *["newcomer"] * 5]
+    shas += [shas[twice], *(f"new-{len(shas)}-{k}" for k in range(8))]
+    return persons, shas, np.vstack([vectors, np.array(new_vectors, dtype=np.float32)])
+
+
+def test_nearest_other_cached_equals_a_computation_from_scratch(real: tuple[list[str], list[str], np.ndarray]) -> None:
+    persons, shas, vectors = _synthetic(real[2], 300, seed=1)  # ~2,400 photos, as dense as real ones
+    codes = _codes(persons)
+    keys = photo_keys(persons, shas)
+    ids, dist, first = nearest_other_cached(vectors, codes, keys)
+    assert first.dirty == len(persons)  # no cache: every row computed
+    _assert_same((ids, dist), nearest_other(vectors, codes), codes)
+    rng = np.random.default_rng(2)
+    someones_neighbour = int(ids[rng.integers(len(ids))])
+    gone = {someones_neighbour, *rng.choice(len(persons), 20, replace=False).tolist()}
+    was_near = int(np.isin(ids, list(gone)).sum())
+    cache = first
+    for step in range(3):  # the cache of an incremental run serves the next one as well
+        persons, shas, vectors = _edit(persons, shas, vectors, gone if step == 0 else {step, 7 * step}, rng)
+        codes = _codes(persons)
+        keys = photo_keys(persons, shas)
+        assert len(set(keys.tolist())) == len(persons)  # the file filed twice in one folder: two rows, two keys
+        ids, dist, cache = nearest_other_cached(vectors, codes, keys, cache)
+        _assert_same((ids, dist), nearest_other(vectors, codes), codes)
+        assert 10 <= cache.dirty < len(persons) / 10  # the new rows, the moved one and those whose neighbour left
+        if step == 0:
+            assert cache.dirty >= 10 + was_near
+    ids_again, dist_again, same = nearest_other_cached(vectors, codes, keys, cache)
+    assert same.dirty == 0 and np.array_equal(ids_again, ids) and np.array_equal(dist_again, dist)
+
+
+def test_nearest_other_cached_in_small_tiles_and_without_a_list_of_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many tiles per block, and a person too large to list its pairs (codes compared tile by tile instead)."""
+    monkeypatch.setattr(clean_module, "_TILE", 4096)
+    monkeypatch.setattr(clean_module, "_ROWS", 64)
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(3000, 8)).astype(np.float32)
+    codes = np.where(rng.random(3000) < 0.1, 0, rng.integers(1, 400, 3000))  # person 0: ~300 rows
+    d = np.linalg.norm(vectors[:, None] - vectors[None], axis=2)
+    d[codes[:, None] == codes[None]] = np.inf
+    keys = np.array([str(i).encode() for i in range(3000)], dtype="S16")
+    _, _, cache = nearest_other_cached(vectors[:2900], codes[:2900], keys[:2900])
+    for got in (nearest_other(vectors, codes), nearest_other_cached(vectors, codes, keys, cache)[:2]):
+        _assert_same(got, (d.argmin(axis=1), d.min(axis=1).astype(np.float32)), codes)
+
+
+def test_clean_with_a_cache_finds_the_same(real: tuple[list[str], list[str], np.ndarray]) -> None:
+    lfw_persons, lfw_shas, lfw_vectors = real
+    persons, shas, vectors = _synthetic(lfw_vectors, 150, seed=4)
+    persons, shas, vectors = [*lfw_persons, *persons], [*lfw_shas, *shas], np.vstack([lfw_vectors, vectors])
+    before = clean(persons, shas, vectors)
+    assert before.cache.photos.dirty == len(persons) and before.cache.means.dirty == len(set(persons))
+    n = len(persons)
+    jordan = persons.index("michael_jordan")
+    greenspan = [k for k, p in enumerate(persons) if p == "alan_greenspan"]
+    persons = ["prince_charles" if k == jordan else p for k, p in enumerate(persons)]  # moved: wrong person
+    persons = ["greenspan_alias" if k in greenspan[3:] else p for k, p in enumerate(persons)]  # same human
+    kennedy = persons.index("edward_kennedy")
+    persons += ["anne_mclellan", "edward_kennedy", "newcomer", "newcomer"]  # a duplicate; a file filed twice
+    shas += [shas[0], shas[kennedy], "new-1", "new-2"]
+    newcomer = lfw_vectors.mean(axis=0) + np.float32(0.02) * np.sign(lfw_vectors[:2] - lfw_vectors.mean(axis=0))
+    vectors = np.vstack([vectors, vectors[0], vectors[kennedy], newcomer])
+    scratch = clean(persons, shas, vectors)
+    found = clean(persons, shas, vectors, cache=before.cache)
+    assert found.excluded == scratch.excluded and found.suspicious == scratch.suspicious
+    assert {i for i, _ in found.excluded} >= {jordan, n}
+    assert ("alan_greenspan", "greenspan_alias") in [(a, b) for a, b, _, _ in found.suspicious]
+    assert 4 <= found.cache.photos.dirty < n / 5 and 3 <= found.cache.means.dirty < len(set(persons)) / 2
+    for level in ("photos", "means"):
+        got, want = getattr(found.cache, level), getattr(scratch.cache, level)
+        assert np.array_equal(got.keys, want.keys)
+        assert np.allclose(got.dist, want.dist, atol=1e-5, rtol=0)
+    again = clean(persons, shas, vectors, cache=found.cache)
+    assert (again.cache.photos.dirty, again.cache.means.dirty) == (0, 0)
+    assert again.excluded == scratch.excluded and again.suspicious == scratch.suspicious
+
+
+def test_one_more_person_costs_only_their_rows(real: tuple[list[str], list[str], np.ndarray]) -> None:
+    persons, shas, vectors = _synthetic(real[2], 200, seed=5)
+    before = clean(persons, shas, vectors)
+    extra = vectors[:10] + np.float32(0.3)
+    after = clean([*persons, *["one_more"] * 10], [*shas, *(f"x{k}" for k in range(10))], np.vstack([vectors, extra]),
+                  cache=before.cache)  # fmt: skip
+    assert (after.cache.photos.dirty, after.cache.means.dirty) == (10, 1)
+
+
+def test_cleaning_cache_file(tmp_path: Path, real: tuple[list[str], list[str], np.ndarray]) -> None:
+    found = clean(*real)
+    path = tmp_path / "neighbours.npz"
+    assert CleaningCache.load(path, MADE_BY) is None  # missing
+    found.cache.save(path, MADE_BY)
+    assert [p.name for p in tmp_path.iterdir()] == ["neighbours.npz"]  # the temp file is gone
+    loaded = CleaningCache.load(path, MADE_BY)
+    assert loaded is not None
+    for level in ("photos", "means"):
+        got, want = getattr(loaded, level), getattr(found.cache, level)
+        assert np.array_equal(got.keys, want.keys) and np.array_equal(got.near, want.near)
+        assert np.array_equal(got.dist, want.dist) and got.keys.dtype == np.dtype("S16")
+    assert clean(*real, cache=loaded).cache.photos.dirty == 0
+    assert CleaningCache.load(path, "jitters 1; test describer") is None  # descriptors made otherwise
+    data = path.read_bytes()
+    for size in (0, 10, len(data) // 2, len(data) - 30):
+        path.write_bytes(data[:size])
+        assert CleaningCache.load(path, MADE_BY) is None  # truncated
+    path.write_bytes(b"not a zip file at all")
+    assert CleaningCache.load(path, MADE_BY) is None
+    photos = tmp_path / "photos.npz"
+    found.cache.photos.save(photos, MADE_BY)
+    alone = Neighbours.load(photos, MADE_BY)
+    assert alone is not None and np.array_equal(alone.near, found.cache.photos.near)
+    assert Neighbours.load(photos, "other") is None and CleaningCache.load(photos, MADE_BY) is None

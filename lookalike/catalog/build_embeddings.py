@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lookalike.assets import LEGACY_FILE, LEGACY_THUMBS, PhotoRecord, Skipped, Store, Thumbs
-from lookalike.catalog.clean import DUPLICATE, WRONG_PERSON, Cleaning, clean
+from lookalike.catalog.clean import DUPLICATE, WRONG_PERSON, Cleaning, CleaningCache, clean
 from lookalike.catalog.describe import DESCRIBER, Described, QualityRules, describe_photo, thumbnail
 from lookalike.catalog.report import write_report
 from lookalike.catalog.scan import Catalog, CatalogError, scan
@@ -290,6 +290,7 @@ def _assemble(
 
 
 EXCLUDED_FILE = "excluded.npz"  # descriptors of the photos cleaning left out: judged again next build, not described
+NEIGHBOURS_FILE = "neighbours.npz"  # each photo's and person's nearest other person last build: cleaning's cache
 
 
 def _clean(
@@ -323,8 +324,12 @@ def _clean(
     vectors = np.array([v for _, v in photos], dtype=np.float32).reshape(-1, 128)
     records = [p for p, _ in photos]
     found = Cleaning()
-    if not keep_outliers:
-        found = clean([p.person for p in records], [p.sha256 for p in records], vectors, [p.path for p in records])
+    if not keep_outliers:  # the neighbour searches redo only what changed since the last build (see clean.py)
+        made_by = f"jitters {store.jitters}; {store.describer}"
+        cache = CleaningCache.load(assets / NEIGHBOURS_FILE, made_by)
+        persons, digests, labels = [p.person for p in records], [p.sha256 for p in records], [p.path for p in records]
+        found = clean(persons, digests, vectors, labels, cache=cache)
+        found.cache.save(assets / NEIGHBOURS_FILE, made_by)
     out = dict(found.excluded)
     kept = [i for i in range(len(photos)) if i not in out]
     _draw_missing_thumbs([records[i] for i in kept], photos_dir, assets, thumbs, progress)

@@ -107,10 +107,15 @@ class HnswIndex:
         return loaded
 
 
-def exact_knn(vectors: np.ndarray, queries: np.ndarray, k: int, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Brute-force L2 k-NN as a matrix product (the reference HNSW is checked against)."""
+def exact_knn(vectors: np.ndarray, queries: np.ndarray, k: int, block: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Brute-force L2 k-NN as a matrix product (the reference HNSW is checked against).
+
+    ``block`` queries at a time: by default as many as keep each distance matrix near 64 MB, so that checking a
+    million-photo index does not take ~12 GB (1,024 queries × 1M distances, a few temporaries of each).
+    """
     queries = np.atleast_2d(queries).astype(np.float32)
     k = min(k, len(vectors))
+    block = block or max(1, min(1024, (1 << 24) // max(len(vectors), 1)))
     sq = np.einsum("ij,ij->i", vectors, vectors)
     ids = np.empty((len(queries), k), dtype=np.int64)
     dist = np.empty((len(queries), k), dtype=np.float32)
