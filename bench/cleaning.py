@@ -219,7 +219,7 @@ def _one_more_person(n: int) -> tuple[list[str], list[str], np.ndarray]:
     return persons, shas, data.vectors[order]
 
 
-def _seeded_cache(persons: list[str], shas: list[str], vectors: np.ndarray, per: int = 10) -> CleaningCache:
+def seeded_cache(persons: list[str], shas: list[str], vectors: np.ndarray, per: int = 10) -> CleaningCache:
     """A cache as a build of these photos would leave it, but with the next person's photo (mean) as each photo's
     (mean's) neighbour instead of the nearest: what the incremental step spends depends on which rows changed,
     not on which rows the cache names, and the exact cache of 1M photos takes hours."""
@@ -237,7 +237,7 @@ def incremental(sizes: tuple[int, ...] = (100_000, 1_000_000), full_up_to: int =
 
     Up to ``full_up_to`` photos the previous build is a full ``clean`` (timed), and the incremental result is
     checked against a full ``clean`` of the new catalog (timed too). Above, the previous build's cache is seeded
-    (:func:`_seeded_cache`, not timed) and the full time is estimated as (n / n_measured)² × the faster full
+    (:func:`seeded_cache`, not timed) and the full time is estimated as (n / n_measured)² × the faster full
     run measured.
     """
     rows = [
@@ -254,7 +254,7 @@ def incremental(sizes: tuple[int, ...] = (100_000, 1_000_000), full_up_to: int =
                 before, full_s = _timed(persons[:n], shas[:n], vectors[:n])
                 cache = before.cache
             else:
-                cache = _seeded_cache(persons[:n], shas[:n], vectors[:n])
+                cache = seeded_cache(persons[:n], shas[:n], vectors[:n])
             path = Path(tmp) / "neighbours.npz"
             (_, save_s), size = _timed_call(cache.save, path, "bench"), path.stat().st_size
             loaded, load_s = _timed_call(CleaningCache.load, path, "bench")

@@ -23,6 +23,7 @@ if str(ROOT) not in sys.path:  # `python bench/run.py` puts bench/ on sys.path, 
     sys.path.insert(0, str(ROOT))
 
 from bench import (  # noqa: E402
+    assets_scale,
     blend,
     bot_latency,
     burst,
@@ -68,6 +69,12 @@ def cleaning_part(quick: bool) -> list[Section]:
     return printed("Catalog cleaning on LFW (issue 9)", lambda: cleaning.main(2, quick))
 
 
+def assets_part(quick: bool) -> list[Section]:
+    """The tables from the results bench/assets_scale.py saved: measuring both formats at 1M takes over an hour (run
+    it by itself, see its docstring), so this part reports rather than measures."""
+    return [Section("Assets at a million photos (issue 10)", assets_scale.report(assets_scale.WORK) + "\n\n")]
+
+
 PARTS = {
     "pipeline": pipeline.run,
     "persons": pipeline.run_persons,
@@ -83,6 +90,7 @@ PARTS = {
     "quality": quality_part,
     "cleaning": cleaning_part,
     "distributed": cluster_build.run,
+    "assets": assets_part,
 }
 
 

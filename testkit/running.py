@@ -111,7 +111,9 @@ class BotProcess:
         workers: int = 1,
         metrics_port: int = 0,
         env: dict[str, str] | None = None,
+        root: Path = ROOT,
     ) -> None:
+        """``root``: the checkout whose ``bot.py`` runs (its working directory), e.g. another worktree."""
         self.log = workdir / "bot.log"
         self.metrics_port = metrics_port
         environment = {
@@ -134,7 +136,7 @@ class BotProcess:
             *flags,
         ]
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=log)
+            self.process = subprocess.Popen(command, cwd=root, env=environment, stdout=subprocess.DEVNULL, stderr=log)
 
     def metrics(self) -> str:
         return urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()

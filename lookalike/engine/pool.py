@@ -394,7 +394,7 @@ class WorkerPool:
 
     async def _start_worker(self) -> _Worker:
         worker = await asyncio.get_running_loop().run_in_executor(self._threads, self._spawn)
-        logger.info("worker %s ready", worker.process.pid)
+        logger.debug("worker %s ready", worker.process.pid)  # "ready" (service) or "replacement" say it
         self._emit(PoolEvent.STARTED)
         return worker
 

@@ -53,12 +53,10 @@ class Service:
 
     @classmethod
     async def start(cls, settings: Settings, metrics: Metrics | None = None) -> Service:
-        """Load the catalog and open the stores (fail fast, with one clear error: StoreError or StorageError), then
-        start the workers (models loaded before serving)."""
+        """Load the catalog and open the stores (fail fast, with one clear error: StoreError or StorageError) while
+        the workers start and load their models: both take seconds at a million photos, and neither needs the other.
+        """
         metrics = metrics or Metrics()
-        matcher = await asyncio.to_thread(Matcher, settings.assets, settings.ef_search, settings.min_similarity)
-        await asyncio.to_thread(matcher.catalog.check_thumbs)
-        feedback = await asyncio.to_thread(FeedbackStore, settings.feedback_db)
 
         def on_event(event: PoolEvent) -> None:
             metrics.worker_events.labels(event.value).inc()
@@ -66,7 +64,16 @@ class Service:
                 log.warning("worker replaced", extra={"event": event.value})
 
         pool = WorkerPool(settings.workers, analyzer, settings.queue_size, on_event=on_event)
-        await pool.start()
+        starting = asyncio.create_task(pool.start())
+        try:
+            matcher = await asyncio.to_thread(Matcher, settings.assets, settings.ef_search, settings.min_similarity)
+            await asyncio.to_thread(matcher.catalog.check_thumbs)
+            feedback = await asyncio.to_thread(FeedbackStore, settings.feedback_db)
+            await starting
+        except BaseException:
+            await asyncio.gather(starting, return_exceptions=True)  # then stop the workers that came up
+            await pool.close()
+            raise
         metrics.watch_pool(lambda: pool.queue_depth, lambda: pool.busy_workers, lambda: pool.restarts)
         log.info(
             "ready",
