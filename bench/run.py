@@ -44,6 +44,7 @@ from bench.common import BENCH, Section  # noqa: E402
 
 RAW = BENCH / "results.json"  # every section's text and numbers, so the report can be redone without measuring
 
+
 def printed(title: str, func: Callable[[], object]) -> list[Section]:
     """A benchmark that prints its own Markdown tables: what it prints becomes one section."""
     out = io.StringIO()
