@@ -695,6 +695,8 @@ def _add_person(result: dict[str, Any]) -> tuple[str, bool | None]:
 
 def run_table(result: dict[str, Any]) -> str:
     """One format at one size: every step with its wall time, memory and notes."""
+    from bench.common import table
+
     bot = result.get("bot") or {}
     rows: list[list[str]] = []
 
@@ -776,7 +778,7 @@ def run_table(result: dict[str, Any]) -> str:
             ]
         )
     head = f"### {result['format']} format, {result['size']:,} photos ({result['persons']:,} persons)\n\n"
-    return head + _table(["step", "wall", "peak RSS", "notes"], rows) + "\n\n" + _notes(result)
+    return head + table(["step", "wall", "peak RSS", "notes"], rows) + "\n\n" + _notes(result)
 
 
 def _json_tail(run: dict[str, Any]) -> dict[str, Any]:
@@ -857,14 +859,10 @@ def _notes(result: dict[str, Any]) -> str:
     return "\n".join(f"- {n}" for n in notes)
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def report(work: Path) -> str:
     """Every result in ``work``, side by side: one column per format and size."""
+    from bench.common import table
+
     found = []
     for path in work.glob("results-*-*.json"):
         result = json.loads(path.read_text(encoding="utf-8"))
@@ -919,7 +917,7 @@ def report(work: Path) -> str:
         row("assets: top-level entries / files in all", lambda r: f"{r['disk']['top_level']} / {r['disk']['files']:,}"),
     ]
     notes = [f"- {r['format']} {r['size']:,}: commit {r.get('commit')}, run {r.get('started')}" for r in found]
-    return "## Assets at scale\n\n" + _table(header, rows) + "\n\n" + "\n".join(notes)
+    return "## Assets at scale\n\n" + table(header, rows) + "\n\n" + "\n".join(notes)
 
 
 # ------------------------------------------------------------------------------------------------------ main

@@ -216,6 +216,9 @@ class CatalogReader:
             raise StoreError(f"{assets / VECTORS_FILE} does not belong to {path} (an interrupted copy?); rebuild")
         self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         self.lock = threading.Lock()
+        self.has_thumbs = (assets / THUMBS_FILE).exists()
+        if self.has_thumbs:  # one connection for rows and portraits, opened once: a card reads one of each
+            self.db.execute("ATTACH DATABASE ? AS t", (f"file:{assets / THUMBS_FILE}?mode=ro",))
 
     def vectors(self) -> np.ndarray:
         try:
@@ -239,25 +242,33 @@ class CatalogReader:
         return Person(*found[1:]) if found else None
 
     def thumb(self, sha256: str) -> Thumb:
-        return Thumb(self.assets / THUMBS_FILE, sha256)
+        return Thumb(self, sha256)
+
+    def thumb_jpeg(self, sha256: str) -> bytes:
+        """The portrait of the photo with this hash; FileNotFoundError if the build has none for it."""
+        try:
+            with self.lock:
+                found = self.db.execute("SELECT jpeg FROM t.thumbs WHERE sha256 = ?", (sha256,)).fetchone()
+        except sqlite3.Error as exc:
+            raise OSError(f"{self.assets / THUMBS_FILE}: {exc}") from exc
+        if found is None:
+            raise FileNotFoundError(f"{self.assets / THUMBS_FILE}: no thumbnail for {sha256}")
+        return found[0]
 
     def check_thumbs(self) -> None:
         """Raise StoreError if any photo's thumbnail (the card's celebrity side) is missing: refuse to start rather
-        than fail on every match. One lookup in the thumbnails' index per photo: ~3 s at a million photos, while
-        the workers load their models."""
-        thumbs = self.assets / THUMBS_FILE
+        than fail on every match. One lookup in the thumbnails' index per photo: a few seconds at a million
+        photos, while the workers load their models."""
         missing, example = self.n_photos, "all of them"
-        if thumbs.exists():
+        if self.has_thumbs:
+            query = "FROM photos p WHERE NOT EXISTS (SELECT 1 FROM t.thumbs x WHERE x.sha256 = p.sha256)"
             with self.lock:
-                self.db.execute("ATTACH DATABASE ? AS t", (f"file:{thumbs}?mode=ro",))
                 try:
-                    query = "FROM photos p WHERE NOT EXISTS (SELECT 1 FROM t.thumbs x WHERE x.sha256 = p.sha256)"
                     missing = self.db.execute(f"SELECT count(*) {query}").fetchone()[0]
-                    example = (self.db.execute(f"SELECT path {query} LIMIT 1").fetchone() or ("",))[0]
+                    if missing:
+                        example = self.db.execute(f"SELECT path {query} LIMIT 1").fetchone()[0]
                 except sqlite3.Error as exc:
-                    example = f"{thumbs}: {exc}"
-                finally:
-                    self.db.execute("DETACH DATABASE t")
+                    example = f"{self.assets / THUMBS_FILE}: {exc}"
         if missing:
             raise StoreError(
                 f"{self.assets}: {missing} of {self.n_photos} thumbnails missing (e.g. {example}); "
@@ -272,20 +283,11 @@ class CatalogReader:
 class Thumb:
     """A catalog photo's portrait, read when a card is drawn (matches stay small in the bot's result cache)."""
 
-    store: Path
+    catalog: CatalogReader
     sha256: str
 
     def read_bytes(self) -> bytes:
-        db = sqlite3.connect(f"file:{self.store}?mode=ro", uri=True)
-        try:
-            found = db.execute("SELECT jpeg FROM thumbs WHERE sha256 = ?", (self.sha256,)).fetchone()
-        except sqlite3.Error as exc:
-            raise OSError(f"{self.store}: {exc}") from exc
-        finally:
-            db.close()
-        if found is None:
-            raise FileNotFoundError(f"{self.store}: no thumbnail for {self.sha256}")
-        return found[0]
+        return self.catalog.thumb_jpeg(self.sha256)
 
 
 class Thumbs:
@@ -312,12 +314,15 @@ class Thumbs:
     def commit(self) -> None:
         self.db.commit()
 
+    def close(self) -> None:
+        self.db.commit()
+        self.db.close()
+
     def __enter__(self) -> Thumbs:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.db.commit()
-        self.db.close()
+        self.close()
 
 
 def _read_meta(path: Path) -> dict[str, str]:

@@ -54,9 +54,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The README's first command on a fresh clone: no photos of one's own, so the default catalog is built (its
     thumbnails drawn, its index made) from a folder that has nothing else."""
     fresh = tmp_path_factory.mktemp("fresh-clone")
+    tracked = [SHIPPED / "catalog.sqlite3", SHIPPED / "embeddings.npz"]
+    before = [(p.stat().st_ino, p.stat().st_mtime_ns) for p in tracked]
     build = lookalike(fresh, "build", "--quiet")
     assert build.returncode == 0, build.stderr
     assert "using the default catalog" in build.stderr and "0 computed, 879 unchanged" in build.stdout
+    assert [(p.stat().st_ino, p.stat().st_mtime_ns) for p in tracked] == before  # git status stays clean
     index = lookalike(fresh, "index")
     assert index.returncode == 0, index.stderr
     return fresh

@@ -7,9 +7,10 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from lookalike.assets import Person, Store, StoreError
+from lookalike.assets import CatalogReader, Person, PhotoRecord, Store, StoreError
 from lookalike.engine.matcher import Match
 from lookalike.settings import DEFAULT_CATALOG, Settings, add_arguments, from_namespace
 from lookalike.telegram import keyboards, limits
@@ -176,6 +177,18 @@ def test_pacing_spaces_messages_per_chat_but_not_across_chats(monkeypatch: pytes
 
     asyncio.run(main())
     assert [w for w in waits if w > 0] == [1.0, 2.0]  # chat 1 waits its turn; chat 2 and chat actions do not
+
+
+def test_vectors_of_another_catalog_are_refused(tmp_path: Path) -> None:
+    """embeddings.npz copied from another build (or left by an interrupted copy) never serves this catalog's rows."""
+    for name, persons in (("a", ["x", "y"]), ("b", ["x", "z"])):
+        photos = [PhotoRecord(f"{p}.jpg", f"{i:064x}", p, (0, 0, 1, 1), 30.0, 0.0) for i, p in enumerate(persons)]
+        vectors = np.full((2, 128), len(name), np.float32)
+        Store({p: Person(p, p) for p in persons}, photos, vectors).save(tmp_path / name)
+    CatalogReader(tmp_path / "a").close()
+    (tmp_path / "a" / "embeddings.npz").write_bytes((tmp_path / "b" / "embeddings.npz").read_bytes())
+    with pytest.raises(StoreError, match=r"embeddings\.npz does not belong to .*catalog\.sqlite3"):
+        CatalogReader(tmp_path / "a")
 
 
 def test_malformed_catalog_is_a_store_error_naming_it(tmp_path: Path) -> None:

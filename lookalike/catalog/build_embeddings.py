@@ -253,7 +253,7 @@ class _Checkpoint:
         """Keep what arrived, however the describing ended (Ctrl-C, a lost cluster)."""
         self._commit()
         self._db.close()
-        self._thumbs.__exit__()
+        self._thumbs.close()
 
 
 def _assemble(
