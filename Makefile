@@ -9,10 +9,11 @@ ASSETS ?= assets
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps --editable .
 	touch $@
 
 catalog: setup
@@ -23,7 +24,7 @@ bot: catalog
 	$(BIN)/python bot.py --assets $(ASSETS)
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/pytest -q
 
 lint: setup
 	$(BIN)/ruff check .

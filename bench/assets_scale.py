@@ -11,7 +11,7 @@ shaped like real descriptors (``bench/index_scale.py``'s ``synthesize``, 10 phot
 ``p0123456`` named "Person 0123456" by a ``catalog.json``), and for each photo a file that is one of ~270 real
 160 px face crops (from ``../shared/faces``) plus unique trailing bytes (after the JPEG's end marker, which decoders
 ignore), so that every file has its own SHA-256. Each format's store is then written from it by that checkout's
-own ``Store.save`` (the ``generate`` subcommand, run with the checkout on ``sys.path``), as if every photo had been
+own ``CatalogData.save`` (the ``generate`` subcommand, run with the checkout on ``sys.path``), as if every photo had been
 described at ``--catalog-jitters 10``.
 
 Then, each in a fresh process, wall time and peak RSS (``ru_maxrss`` from ``os.wait4``, and the sampled RSS of the
@@ -540,11 +540,11 @@ def synth_main(n: int, out: Path) -> None:
 
 
 def generate_main(fmt: str, manifest: Path, crops: Path, assets: Path) -> None:
-    """Write ``assets/`` in ``fmt`` with the checkout's own ``Store.save``, as if every synthetic photo had been
+    """Write ``assets/`` in ``fmt`` with the checkout's own ``CatalogData.save``, as if every synthetic photo had been
     described (jitters 10, the describer of that checkout), thumbnails from the real crops' bytes."""
     from lookalike import assets as assets_module
-    from lookalike.assets import Person, PhotoRecord, Store
-    from lookalike.catalog.describe import DESCRIBER
+    from lookalike.assets import CatalogData, Person, PhotoRecord
+    from lookalike.build.describe import DESCRIBER_VERSION
 
     has_thumb_field = "thumb" in PhotoRecord.__dataclass_fields__
     if has_thumb_field != (fmt == "old"):
@@ -574,18 +574,18 @@ def generate_main(fmt: str, manifest: Path, crops: Path, assets: Path) -> None:
         for sha, crop in zip(digests, crop_of):
             (thumbs / f"{sha[:20]}.jpg").write_bytes(jpegs[crop])
     else:
-        with assets_module.Thumbs(assets) as store:
+        with assets_module.ThumbnailWriter(assets) as store:
             store.put_many((sha, jpegs[crop]) for sha, crop in zip(digests, crop_of))
     timings["thumbs_s"] = time.perf_counter() - started
     started = time.perf_counter()
-    Store(persons, photos, vectors, skipped=[], jitters=10, describer=DESCRIBER).save(assets)
+    CatalogData(persons, photos, vectors, skipped=[], jitters=10, describer=DESCRIBER_VERSION).save(assets)
     timings["save_s"] = time.perf_counter() - started
     if fmt == "new":  # cleaning's neighbour cache, as the build that described them would have left it
         from bench.cleaning import seeded_cache
 
         started = time.perf_counter()
         cache = seeded_cache([p.person for p in photos], digests, vectors, PHOTOS_PER_PERSON)
-        cache.save(assets / "neighbours.npz", f"jitters 10; {DESCRIBER}")
+        cache.save(assets / "neighbours.npz", f"jitters 10; {DESCRIBER_VERSION}")
         timings["neighbours_s"] = time.perf_counter() - started
     print(json.dumps({"photos": n, "persons": len(persons), **timings}))
 
@@ -594,7 +594,7 @@ def index_main(assets: Path, block: int) -> None:
     """``build_index()`` of this checkout as build_index.py runs it (``--force``), but with its recall check's exact
     search in blocks of ``block`` queries: at 1M the default 1024 need ~20 GB (distances and int64 ranks of 1024
     queries × 1M rows, several times over), more than this machine has."""
-    from lookalike.catalog.build_index import build_index
+    from lookalike.build.build_index import build_index
     from lookalike.engine import hnsw
 
     exact = hnsw.exact_knn
@@ -627,7 +627,7 @@ def probe_main(assets: Path) -> None:
         catalog = timed("catalog", lambda: assets_module.CatalogReader(assets))
         timed("check_thumbs", catalog.check_thumbs)
     else:  # format 1: every person and photo as objects, thumbnails listed
-        store = timed("catalog", lambda: assets_module.Store.load(assets))
+        store = timed("catalog", lambda: assets_module.CatalogData.load(assets))
         timed("fingerprint", store.fingerprint)
         timed("check_thumbs", lambda: store.check_thumbs(assets))
     timed("index", lambda: HnswIndex.load(assets))

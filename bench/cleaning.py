@@ -6,7 +6,7 @@
 Every LFW photo is described as ``build_embeddings`` describes a catalog photo (``describe_photo``, jitters=0,
 quality rules on; ~20 min on 2 cores the first time), cached in ``$LOOKALIKE_CLEAN_CACHE`` (default
 /tmp/clean_cache/lfw_catalog_j0.npz: ``paths``, ``vectors``, NaN rows for photos without a usable face). Then
-``lookalike.catalog.clean.clean`` runs on:
+``lookalike.build.clean.clean`` runs on:
 
 - LFW as it is: genuine photos of people with ≥3 photos that get left out are false flags (LFW has a few real
   label errors and duplicates of its own: they count as false flags here);
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from lookalike.catalog.clean import (  # noqa: E402
+from lookalike.build.clean import (  # noqa: E402
     DISAGREE,
     DUPLICATE,
     KEY,
@@ -59,7 +59,7 @@ PLANTS = 100  # of each kind
 
 
 def _describe(path: str) -> np.ndarray:
-    from lookalike.catalog.describe import describe_photo
+    from lookalike.build.describe import describe_photo
 
     described = describe_photo(Path(path).read_bytes(), 0)
     return np.full(128, np.nan, np.float32) if described.vector is None else described.vector

@@ -29,9 +29,9 @@ from pathlib import Path
 import psutil
 
 from bench.common import Section, median, person_photos, table, verdict
-from lookalike.catalog.build_embeddings import _describe_all, _sha256
-from lookalike.catalog.describe import Described, QualityRules
-from lookalike.catalog.distributed import connect, describe_on_cluster
+from lookalike.build.build_embeddings import _describe_all, _sha256
+from lookalike.build.describe import Described, QualityRules
+from lookalike.build.distributed import connect, describe_on_cluster
 
 WORKERS = 2
 CATALOG_PHOTOS = 1_000_000

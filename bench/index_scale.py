@@ -19,8 +19,8 @@ import numpy as np
 
 from bench.common import Section, dev_catalog, median, ms, percentile, rss_mb, table, timed
 from bench.nmslib_builds import saved_index_dir
-from lookalike.assets import Store
-from lookalike.catalog.clean import nearest_other
+from lookalike.assets import CatalogData
+from lookalike.build.clean import nearest_other
 from lookalike.engine.hnsw import HnswIndex, HnswParams, exact_knn
 
 PHOTOS_PER_PERSON = 10
@@ -38,7 +38,7 @@ class Synthetic:
 
 def synthesize(n: int, queries: int, seed: int = 0) -> Synthetic:
     """``n`` catalog vectors (PHOTOS_PER_PERSON per person) around real anchors, and ``queries`` fresh photos."""
-    anchors = Store.load(dev_catalog().assets).vectors.astype(np.float32)
+    anchors = CatalogData.load(dev_catalog().assets).vectors.astype(np.float32)
     spread = anchors.std(axis=0) * BETWEEN_SCALE
     rng = np.random.default_rng(seed)
     n_persons = max(2, n // PHOTOS_PER_PERSON)
@@ -53,7 +53,7 @@ def synthesize(n: int, queries: int, seed: int = 0) -> Synthetic:
 
 def shape_check(section: Section, quick: bool) -> None:
     """Are the synthetic vectors shaped like real ones? Compare the nearest-other-person distances."""
-    real = Store.load(dev_catalog().assets)
+    real = CatalogData.load(dev_catalog().assets)
     real_d = nearest_other(real.vectors, real.person_rows())[1]
     synth = synthesize(12_000, 1)
     sample = np.random.default_rng(1).choice(len(synth.vectors), 2000, replace=False)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Make ``lookalike/catalog/reference_faces.npz``: descriptors of ordinary non-catalog faces, one per LFW person.
+"""Make ``lookalike/build/reference_faces.npz``: descriptors of ordinary non-catalog faces, one per LFW person.
 
 The similarity % and the hub correction are fitted on how far *strangers* sit from a catalog (see
 ``lookalike/engine/similarity.py``); these descriptors stand in for the strangers. Each is the largest face of
@@ -144,7 +144,7 @@ def _centre_vector(path: Path) -> np.ndarray:
 
 def _catalog_vector(args: tuple[Path, int]) -> np.ndarray:
     """build_embeddings' view of a catalog photo (quality rules included); NaN if it would be skipped."""
-    from lookalike.catalog.build_embeddings import QualityRules, describe_photo
+    from lookalike.build.build_embeddings import QualityRules, describe_photo
 
     path, jitters = args
     described = describe_photo(path.read_bytes(), jitters, QualityRules())

@@ -32,7 +32,7 @@ from bench.common import (
     timed,
     verdict,
 )
-from lookalike.assets import Store, Thumb
+from lookalike.assets import CatalogData, ThumbnailRef
 from lookalike.engine.analysis import analyze_photo, analyzer, face_crop_jpeg
 from lookalike.engine.faces import CHIP_PADDING, CHIP_SIZE, DetectOptions, FaceAnalyzer
 from lookalike.engine.images import load_rgb
@@ -71,7 +71,7 @@ class Pipelines:
 
     def __init__(self, catalog: BuiltCatalog) -> None:
         self.matcher = Matcher(catalog.assets)
-        self.store = Store.load(catalog.assets)  # the article's loop scans every vector in Python
+        self.store = CatalogData.load(catalog.assets)  # the article's loop scans every vector in Python
         self.vectors = self.store.vectors
         self.persons = [p.person for p in self.store.photos]
         self.az = analyzer()
@@ -107,7 +107,7 @@ class Pipelines:
         thumb = self.matcher.catalog.thumb(self.store.photos[row].sha256)
         return self._finish(t, crops[0], self.persons[row], dist, thumb)
 
-    def _finish(self, t: dict[str, float], crop: bytes, person: str, distance: float, thumb: Thumb) -> Run:
+    def _finish(self, t: dict[str, float], crop: bytes, person: str, distance: float, thumb: ThumbnailRef) -> Run:
         similarity, t["similarity"] = timed(self.matcher.calibration.similarity, distance)
         name = self.store.persons[person].name
         _, t["card"] = timed(lambda: render_card(crop, thumb.read_bytes(), name, similarity))

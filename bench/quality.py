@@ -48,8 +48,8 @@ from bench.make_reference_faces import (  # noqa: E402
     share,
     split,
 )
-from lookalike.assets import Person, PhotoRecord, Store  # noqa: E402
-from lookalike.catalog.build_index import build_index  # noqa: E402
+from lookalike.assets import CatalogData, Person, PhotoRecord  # noqa: E402
+from lookalike.build.build_index import build_index  # noqa: E402
 from lookalike.engine.hnsw import exact_knn  # noqa: E402
 from lookalike.engine.matcher import Matcher  # noqa: E402
 
@@ -81,12 +81,12 @@ def _valid(vectors: np.ndarray) -> np.ndarray:
 
 
 def make_catalog(name: str, vectors: np.ndarray, persons: list[str]) -> Catalog:
-    """Write a Store of these descriptors (no photos, no thumbnails) and run the shipped build_index on it."""
+    """Write a CatalogData of these descriptors (no photos, no thumbnails) and run the shipped build_index on it."""
     keep = _valid(vectors)
     vectors, persons = vectors[keep], [p for p, k in zip(persons, keep) if k]
     assets = CACHE / "assets" / name
     shutil.rmtree(assets, ignore_errors=True)
-    store = Store(jitters=10, vectors=vectors.astype(np.float32))
+    store = CatalogData(jitters=10, vectors=vectors.astype(np.float32))
     store.persons = {p: Person(p, p) for p in dict.fromkeys(persons)}
     store.photos = [PhotoRecord(f"{p}/{i}", f"{i:064x}", p, (0, 0, 0, 0), 0.0, 0.0) for i, p in enumerate(persons)]
     store.save(assets)

@@ -31,12 +31,17 @@ def run(quick: bool) -> list[Section]:
         ["bot + workers RSS growth after warm-up (limit 10%)", f"{100 * report.rss_growth:.1f}%"],
         ["lookalike_requests_total scraped during the run", ", ".join(f"{v:.0f}" for v in report.requests_metric[:8])],
     ]
-    ok = (once == report.photos and report.max_overall_rate <= 30 and report.max_chat_rate <= 1
-          and report.rss_growth < 0.10)
+    ok = (
+        once == report.photos
+        and report.max_overall_rate <= 30
+        and report.max_chat_rate <= 1
+        and report.rss_growth < 0.10
+    )
     section = Section("Soak: 200 users, restart halfway (issue 5)")
     section.add(
         f"{USERS} users, {RATE:g} photos/s offered (640 px, as Telegram delivers them), 2 workers, `bot.py` restarted "
-        f"with SIGTERM after half the photos.\n\n" + table(["measure", "value"], rows)
+        f"with SIGTERM after half the photos.\n\n"
+        + table(["measure", "value"], rows)
         + f"\n\n- **Every photo answered exactly once, within Telegram's limits, memory flat: {verdict(ok)}**."
     )
     return [section]

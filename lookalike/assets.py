@@ -5,9 +5,9 @@
 - ``embeddings.npz``: the descriptors (float32, N×128) and each row's person number;
 - ``thumbs.sqlite3``: each photo's portrait JPEG by SHA-256 (the card's celebrity side), written while describing.
 
-Why not JSON and a file per thumbnail (format 1): at a million photos the bot spent 10.7 s parsing the JSON into
-a million objects (3.4 GB with the index, against a 3 GB budget), and the thumbnails were a million files in one
-folder (``bench/assets_scale.py``). Serving reads only what a match shows (:class:`CatalogReader`); builds rewrite
+Why not JSON and a file per thumbnail: at a million photos the bot spent seconds parsing a JSON catalog into a
+million objects, over its memory budget, and the thumbnails were a million files in one folder (bench/RESULTS.md,
+"Assets at a million photos"). Serving reads only what a match shows (:class:`CatalogReader`); builds rewrite
 the catalog in seconds and touch only new thumbnails. Safe formats only (SQLite rows,
 ``np.load(allow_pickle=False)``): a file fed in never runs code. Photos are keyed by the SHA-256 of their bytes so
 that a rebuild recomputes only what changed.
@@ -15,9 +15,9 @@ that a rebuild recomputes only what changed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -26,12 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike.files import atomic_write, replacing
+
 CATALOG_FILE = "catalog.sqlite3"
 VECTORS_FILE = "embeddings.npz"
 THUMBS_FILE = "thumbs.sqlite3"
-LEGACY_FILE = "embeddings.json"  # format 1: everything but the vectors; thumbnails in LEGACY_THUMBS/
-LEGACY_THUMBS = "thumbs"
 FORMAT_VERSION = 2
+DESCRIPTOR_SIZE = 128  # dlib's ResNet face descriptor: float32 values per photo
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Person:
     url: str | None = None  # a page about the person; without one, the bot's link template and the alias make it
 
 
-class StoreError(RuntimeError):
+class AssetsError(RuntimeError):
     """The assets folder is missing or inconsistent; the message says which file and what to run."""
 
 
@@ -82,16 +83,15 @@ CREATE TABLE skipped (path TEXT NOT NULL, sha256 TEXT NOT NULL, reason TEXT NOT 
 
 
 @dataclass
-class Store:
+class CatalogData:
     """The whole catalog in memory, for builds and tests; the bot reads through :class:`CatalogReader` instead."""
 
     persons: dict[str, Person] = field(default_factory=dict)
     photos: list[PhotoRecord] = field(default_factory=list)
-    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 128), np.float32))
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, DESCRIPTOR_SIZE), np.float32))
     skipped: list[Skipped] = field(default_factory=list)
     jitters: int = 0
     describer: str = ""  # the code and models that made the descriptors: other ones mean describing again
-    legacy: bool = False  # read from format 1: the next build converts the folder
 
     def save(self, assets: Path) -> None:
         """Write the vectors, then the catalog, each atomically (temp file + rename). Files already holding this
@@ -101,15 +101,12 @@ class Store:
         content = self._content_digest(fingerprint)
         if _read_meta(assets / CATALOG_FILE).get("content") == content and _npz_fingerprint(assets) == fingerprint:
             return
-        vectors = np.ascontiguousarray(self.vectors, dtype=np.float32).reshape(-1, 128)
-        _atomic(
+        vectors = np.ascontiguousarray(self.vectors, dtype=np.float32).reshape(-1, DESCRIPTOR_SIZE)
+        atomic_write(
             assets / VECTORS_FILE,
             lambda f: np.savez(f, vectors=vectors, person_rows=self.person_rows(), fingerprint=np.array(fingerprint)),
         )
-        tmp = assets / (CATALOG_FILE + ".tmp")
-        tmp.unlink(missing_ok=True)
-        db = sqlite3.connect(tmp)
-        try:
+        with replacing(assets / CATALOG_FILE) as tmp, contextlib.closing(sqlite3.connect(tmp)) as db:
             db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)
             meta = {
                 "version": FORMAT_VERSION,
@@ -134,9 +131,6 @@ class Store:
             )
             db.executemany("INSERT INTO skipped VALUES (?, ?, ?)", ((s.path, s.sha256, s.reason) for s in self.skipped))
             db.commit()
-        finally:
-            db.close()
-        os.replace(tmp, assets / CATALOG_FILE)
 
     def _content_digest(self, fingerprint: str) -> str:
         digest = hashlib.sha256(f"{FORMAT_VERSION}\t{self.jitters}\t{self.describer}\t{fingerprint}\n".encode())
@@ -149,10 +143,8 @@ class Store:
         return digest.hexdigest()
 
     @classmethod
-    def load(cls, assets: Path) -> Store:
-        """Everything, as objects; a format-1 folder is read too (``legacy``), for the build that converts it."""
-        if not (assets / CATALOG_FILE).exists() and (assets / LEGACY_FILE).exists():
-            return _load_legacy(assets)
+    def load(cls, assets: Path) -> CatalogData:
+        """Everything, as objects."""
         reader = CatalogReader(assets)
         try:
             with reader.lock:
@@ -168,7 +160,7 @@ class Store:
                 skipped = [Skipped(*row) for row in reader.db.execute("SELECT path, sha256, reason FROM skipped")]
             return cls(persons, photos, reader.vectors(), skipped, reader.jitters, reader.describer)
         except sqlite3.Error as exc:
-            raise StoreError(f"{assets / CATALOG_FILE}: malformed ({exc}); rebuild") from exc
+            raise AssetsError(f"{assets / CATALOG_FILE}: malformed ({exc}); rebuild") from exc
         finally:
             reader.close()
 
@@ -193,16 +185,10 @@ class CatalogReader:
         self.assets = assets
         path = assets / CATALOG_FILE
         if not path.exists():
-            if (assets / LEGACY_FILE).exists():
-                raise StoreError(
-                    f"{assets}: assets in the old format ({LEGACY_FILE} and {LEGACY_THUMBS}/); run "
-                    f"build_embeddings.py --assets {assets} to convert them (nothing is described again), "
-                    f"then build_index.py --assets {assets}"
-                )
-            raise StoreError(f"{assets}: no embeddings here; run build_embeddings.py --assets {assets} first")
+            raise AssetsError(f"{assets}: no embeddings here; run build_embeddings.py --assets {assets} first")
         meta = _read_meta(path)
         if meta.get("version") != str(FORMAT_VERSION):
-            raise StoreError(f"{path}: format version {meta.get('version')}, expected {FORMAT_VERSION}; rebuild")
+            raise AssetsError(f"{path}: format version {meta.get('version')}, expected {FORMAT_VERSION}; rebuild")
         try:
             self.jitters, self.describer = int(meta["jitters"]), meta["describer"]
             self.fingerprint = meta["fingerprint"]
@@ -211,9 +197,9 @@ class CatalogReader:
                 self.person_of = np.asarray(npz["person_rows"], dtype=np.int32)
                 saved = str(npz["fingerprint"])
         except (OSError, ValueError, KeyError) as exc:
-            raise StoreError(f"{assets}: cannot read the catalog ({type(exc).__name__}: {exc}); rebuild") from exc
+            raise AssetsError(f"{assets}: cannot read the catalog ({type(exc).__name__}: {exc}); rebuild") from exc
         if saved != self.fingerprint or len(self.person_of) != self.n_photos:
-            raise StoreError(f"{assets / VECTORS_FILE} does not belong to {path} (an interrupted copy?); rebuild")
+            raise AssetsError(f"{assets / VECTORS_FILE} does not belong to {path} (an interrupted copy?); rebuild")
         self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         self.lock = threading.Lock()
         self.has_thumbs = (assets / THUMBS_FILE).exists()
@@ -225,9 +211,9 @@ class CatalogReader:
             with np.load(self.assets / VECTORS_FILE, allow_pickle=False) as npz:
                 vectors = np.asarray(npz["vectors"], dtype=np.float32)
         except (OSError, ValueError, KeyError) as exc:
-            raise StoreError(f"{self.assets / VECTORS_FILE}: cannot read: {exc}; rebuild") from exc
-        if vectors.shape != (self.n_photos, 128):
-            raise StoreError(f"{self.assets / VECTORS_FILE}: {vectors.shape[0]} vectors for {self.n_photos} photos")
+            raise AssetsError(f"{self.assets / VECTORS_FILE}: cannot read: {exc}; rebuild") from exc
+        if vectors.shape != (self.n_photos, DESCRIPTOR_SIZE):
+            raise AssetsError(f"{self.assets / VECTORS_FILE}: {vectors.shape[0]} vectors for {self.n_photos} photos")
         return vectors
 
     def photo(self, row: int) -> PhotoRecord:
@@ -241,8 +227,8 @@ class CatalogReader:
             found = self.db.execute("SELECT * FROM persons WHERE id = ?", (pid,)).fetchone()
         return Person(*found[1:]) if found else None
 
-    def thumb(self, sha256: str) -> Thumb:
-        return Thumb(self, sha256)
+    def thumb(self, sha256: str) -> ThumbnailRef:
+        return ThumbnailRef(self, sha256)
 
     def thumb_jpeg(self, sha256: str) -> bytes:
         """The portrait of the photo with this hash; FileNotFoundError if the build has none for it."""
@@ -256,7 +242,7 @@ class CatalogReader:
         return found[0]
 
     def check_thumbs(self) -> None:
-        """Raise StoreError if any photo's thumbnail (the card's celebrity side) is missing: refuse to start rather
+        """Raise AssetsError if any photo's thumbnail (the card's celebrity side) is missing: refuse to start rather
         than fail on every match. One lookup in the thumbnails' index per photo: a few seconds at a million
         photos, while the workers load their models."""
         missing, example = self.n_photos, "all of them"
@@ -270,7 +256,7 @@ class CatalogReader:
                 except sqlite3.Error as exc:
                     example = f"{self.assets / THUMBS_FILE}: {exc}"
         if missing:
-            raise StoreError(
+            raise AssetsError(
                 f"{self.assets}: {missing} of {self.n_photos} thumbnails missing (e.g. {example}); "
                 f"run build_embeddings.py --assets {self.assets} to draw them again"
             )
@@ -280,7 +266,7 @@ class CatalogReader:
 
 
 @dataclass(frozen=True)
-class Thumb:
+class ThumbnailRef:
     """A catalog photo's portrait, read when a card is drawn (matches stay small in the bot's result cache)."""
 
     catalog: CatalogReader
@@ -290,7 +276,7 @@ class Thumb:
         return self.catalog.thumb_jpeg(self.sha256)
 
 
-class Thumbs:
+class ThumbnailWriter:
     """``thumbs.sqlite3`` for writing: portraits arrive while describing and leave when their photo does."""
 
     def __init__(self, assets: Path) -> None:
@@ -318,7 +304,7 @@ class Thumbs:
         self.db.commit()
         self.db.close()
 
-    def __enter__(self) -> Thumbs:
+    def __enter__(self) -> ThumbnailWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -335,7 +321,7 @@ def _read_meta(path: Path) -> dict[str, str]:
         finally:
             db.close()
     except sqlite3.Error as exc:
-        raise StoreError(f"{path}: not a catalog ({exc}); rebuild") from exc
+        raise AssetsError(f"{path}: not a catalog ({exc}); rebuild") from exc
 
 
 def _npz_fingerprint(assets: Path) -> str | None:
@@ -344,34 +330,3 @@ def _npz_fingerprint(assets: Path) -> str | None:
             return str(npz["fingerprint"])
     except (OSError, ValueError, KeyError):
         return None
-
-
-def _load_legacy(assets: Path) -> Store:
-    """Format 1 (``embeddings.json`` + ``embeddings.npz``), for the build that converts it; anything unreadable
-    means describing again, which the build does by itself."""
-    try:
-        meta = json.loads((assets / LEGACY_FILE).read_text(encoding="utf-8"))
-        with np.load(assets / VECTORS_FILE, allow_pickle=False) as npz:
-            vectors = np.asarray(npz["vectors"], dtype=np.float32)
-        photos = [
-            PhotoRecord(p["path"], p["sha256"], p["person"], tuple(p["box"]), p["eye_distance"], p["roll"])
-            for p in meta["photos"]
-        ]
-        return Store(
-            persons={p["id"]: Person(**p) for p in meta["persons"]},
-            photos=photos,
-            vectors=vectors.reshape(len(photos), 128),
-            skipped=[Skipped(**s) for s in meta["skipped"]],
-            jitters=int(meta["jitters"]),
-            describer=str(meta.get("describer", "")),
-            legacy=True,
-        )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise StoreError(f"{assets / LEGACY_FILE}: cannot read ({type(exc).__name__}: {exc}); rebuild") from exc
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)

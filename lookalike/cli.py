@@ -17,15 +17,15 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lookalike.assets import StoreError
-from lookalike.catalog.build_embeddings import ClusterError, build_embeddings
-from lookalike.catalog.build_index import MIN_RECALL, build_index
-from lookalike.catalog.scan import CatalogError
+from lookalike.assets import AssetsError
+from lookalike.build.build_embeddings import build_embeddings
+from lookalike.build.build_index import MIN_RECALL, build_index
+from lookalike.build.scan import CatalogError
 from lookalike.engine.blend import blend_animation
 from lookalike.engine.images import ImageLimits
 from lookalike.engine.lookup import FaceMatches, Lookup
 from lookalike.engine.matcher import Matcher
-from lookalike.errors import PhotoError
+from lookalike.errors import ClusterError, PhotoError
 from lookalike.logs import setup_logging
 from lookalike.settings import Settings, add_arguments, from_namespace
 
@@ -58,7 +58,7 @@ def run_bot(settings: Settings, args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
-    except (StoreError, StorageError) as exc:
+    except (AssetsError, StorageError) as exc:
         log.error("cannot start: %s", exc)
         return 2
     except PollingStopped as exc:
@@ -105,7 +105,7 @@ def run_index(settings: Settings, args: argparse.Namespace) -> int:
     """assets/embeddings.* → HNSW index checked against exact search, and the similarity calibration."""
     try:
         report = build_index(settings.assets, settings.hnsw, settings.force)
-    except StoreError as exc:
+    except AssetsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     cal = report.calibration
@@ -127,7 +127,7 @@ def run_match(settings: Settings, args: argparse.Namespace) -> int:
     """Rank the catalog's persons for every face of every photo: text, or one JSON object per photo per line."""
     try:
         matcher = Matcher(settings.assets, settings.ef_search, settings.min_similarity)
-    except StoreError as exc:
+    except AssetsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     lookup = Lookup(matcher, settings.detect, ImageLimits(), settings.top_k)
@@ -161,7 +161,7 @@ def run_blend(settings: Settings, args: argparse.Namespace) -> int:
         best = found.matches[0]
         animation = blend_animation(found.face.crop_jpeg, best.thumb.read_bytes(), fmt)
         args.out.write_bytes(animation)
-    except StoreError as exc:
+    except AssetsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except PhotoError as exc:

@@ -1,4 +1,5 @@
-"""Typed errors for bad input: each carries a stable ``code`` that the CLI's JSON and the bot's replies key on."""
+"""Typed errors: bad input carries a stable ``code`` that the CLI's JSON and the bot's replies key on; the rest live
+here so that catching one imports nothing heavy (Dask, dlib) and no two modules import each other for an error."""
 
 from __future__ import annotations
 
@@ -25,3 +26,7 @@ class NoFace(PhotoError):
     """The image decoded but no face was found in it."""
 
     code = "no_face"
+
+
+class ClusterError(RuntimeError):
+    """The Dask scheduler is unreachable or was lost, or its workers cannot describe; the message names the address."""

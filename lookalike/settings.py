@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lookalike.assets import CATALOG_FILE, LEGACY_FILE
+from lookalike.assets import CATALOG_FILE
 from lookalike.engine.faces import DetectOptions
 from lookalike.engine.hnsw import HnswParams
 from lookalike.engine.images import IMAGE_SUFFIXES
@@ -124,7 +124,7 @@ class Settings:
         """
         if (self.photos, self.assets) != (Path("photos"), Path("assets")):
             return self
-        if _has_images(self.photos) or any((self.assets / name).exists() for name in (CATALOG_FILE, LEGACY_FILE)):
+        if _has_images(self.photos) or (self.assets / CATALOG_FILE).exists():
             return self
         return dataclasses.replace(self, photos=DEFAULT_CATALOG / "photos", assets=DEFAULT_CATALOG / "assets")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from lookalike.assets import Store
+from lookalike.assets import CatalogData
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("LOOKALIKE_SHARED", ROOT.parent / "shared"))
@@ -43,8 +43,8 @@ class BuiltCatalog:
 def build_catalog(root: Path, workers: int = 2) -> BuiltCatalog:
     """A catalog of the first photo of each person (file per person, Obama named by catalog.json), built and
     indexed into ``root`` — incrementally, so a second call on the same folder only checks it."""
-    from lookalike.catalog.build_embeddings import build_embeddings
-    from lookalike.catalog.build_index import build_index
+    from lookalike.build.build_embeddings import build_embeddings
+    from lookalike.build.build_index import build_index
 
     faces = person_photos()
     photos, assets = root / "photos", root / "assets"
@@ -62,7 +62,7 @@ def build_catalog(root: Path, workers: int = 2) -> BuiltCatalog:
 
 
 @cache
-def loaded_store(assets: Path) -> Store:
+def loaded_catalog(assets: Path) -> CatalogData:
     """The whole built catalog as objects (vectors, photo rows), once per assets folder: what tests compare the
     bot's matcher against (the matcher itself keeps only person numbers and reads rows on demand)."""
-    return Store.load(assets)
+    return CatalogData.load(assets)

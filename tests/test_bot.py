@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image
 
-from lookalike.assets import Thumbs
+from lookalike.assets import ThumbnailWriter
 from lookalike.engine import render
 from lookalike.telegram.texts import TEXTS
 from testkit.data import BuiltCatalog
@@ -115,7 +115,7 @@ def test_blend_without_landmarks_says_whose_face(user: int, catalog: BuiltCatalo
     """The match's thumbnail replaced by a blank square: no 68 landmarks to hold on to, and the user is told."""
     assets = tmp_path / "assets"
     shutil.copytree(catalog.assets, assets)
-    with Thumbs(assets) as thumbs:
+    with ThumbnailWriter(assets) as thumbs:
         blank = encode(Image.new("RGB", (320, 320), (128, 128, 128)))
         thumbs.put_many((sha, blank) for sha in thumbs.keys())
     with FakeBotApi() as api, running_bot(bot_settings(api, assets, tmp_path, workers=1)):

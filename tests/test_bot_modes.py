@@ -136,12 +136,28 @@ def test_full_queue_says_busy_and_everyone_gets_an_answer(api: FakeBotApi, catal
 
 def test_rejected_token_is_reported_without_the_token(api: FakeBotApi, catalog: BuiltCatalog, tmp_path: Path) -> None:
     wrong = "1111111:WRONG-secret-part_Qq7"
-    env = {**os.environ, "TELEGRAM_TOKEN": wrong, "LOOKALIKE_BASE_URL": api.base_url,
-           "LOOKALIKE_BASE_FILE_URL": api.base_file_url}
+    env = {
+        **os.environ,
+        "TELEGRAM_TOKEN": wrong,
+        "LOOKALIKE_BASE_URL": api.base_url,
+        "LOOKALIKE_BASE_FILE_URL": api.base_file_url,
+    }
     run = subprocess.run(
-        [sys.executable, "bot.py", "--assets", str(catalog.assets), "--workers", "1",
-         "--feedback-db", str(tmp_path / "f.db")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "bot.py",
+            "--assets",
+            str(catalog.assets),
+            "--workers",
+            "1",
+            "--feedback-db",
+            str(tmp_path / "f.db"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 1
     assert "InvalidToken" in run.stderr and "rejected" in run.stderr
@@ -151,6 +167,9 @@ def test_rejected_token_is_reported_without_the_token(api: FakeBotApi, catalog: 
 def test_bad_settings_are_refused_at_start(catalog: BuiltCatalog) -> None:
     run = subprocess.run(
         [sys.executable, "bot.py", "--token", "1:x", "--assets", str(catalog.assets), "--admin-ids", "12,abc"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert run.returncode == 2 and "admin_ids" in run.stderr

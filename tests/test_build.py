@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike.assets import Person, PhotoRecord, Store, StoreError, Thumbs
-from lookalike.catalog import build_embeddings as build_embeddings_module
-from lookalike.catalog.build_embeddings import build_embeddings
-from lookalike.catalog.describe import QualityRules, describe_photo
-from lookalike.catalog.scan import CatalogError, scan
+from lookalike.assets import AssetsError, CatalogData, Person, PhotoRecord, ThumbnailWriter
+from lookalike.build import build_embeddings as build_embeddings_module
+from lookalike.build.build_embeddings import build_embeddings
+from lookalike.build.describe import QualityRules, describe_photo
+from lookalike.build.scan import CatalogError, scan
 from lookalike.engine.hnsw import INDEX_FILE
 from lookalike.engine.matcher import Matcher
 from testkit.data import ROOT
@@ -76,11 +75,11 @@ def test_incremental_rebuild_recomputes_only_changes(photos: Path, tmp_path: Pat
     assets = tmp_path / "assets"
     first = build_embeddings(photos, assets, jitters=0, progress=False)
     assert (first.computed, first.reused, first.persons) == (10, 0, 4)
-    before = Store.load(assets)
+    before = CatalogData.load(assets)
 
     again = build_embeddings(photos, assets, jitters=0, progress=False)
     assert (again.computed, again.reused) == (0, 10)
-    assert np.array_equal(Store.load(assets).vectors, before.vectors)
+    assert np.array_equal(CatalogData.load(assets).vectors, before.vectors)
 
     for path in faces["vladimir_putin"][:2]:
         _link(photos / "vladimir_putin", path.name, path)
@@ -90,16 +89,16 @@ def test_incremental_rebuild_recomputes_only_changes(photos: Path, tmp_path: Pat
     (photos / "madonna" / faces["madonna"][0].name).unlink()
     removed = build_embeddings(photos, assets, jitters=0, progress=False)
     assert (removed.computed, removed.removed) == (0, 1)
-    store = Store.load(assets)
+    store = CatalogData.load(assets)
     assert sum(p.person == "madonna" for p in store.photos) == 2
-    with Thumbs(assets) as thumbs:
+    with ThumbnailWriter(assets) as thumbs:
         assert thumbs.keys() == {p.sha256 for p in store.photos}
         lost = sorted(thumbs.keys())[:3]
         drawn = {sha: thumbs.get(sha) for sha in lost}
         thumbs.remove(lost)  # a lost thumbnail is drawn again from its photo and stored face box, nothing re-described
     mended = build_embeddings(photos, assets, jitters=0, progress=False)
     assert (mended.computed, mended.reused) == (0, 11)
-    with Thumbs(assets) as thumbs:
+    with ThumbnailWriter(assets) as thumbs:
         assert {sha: thumbs.get(sha) for sha in lost} == drawn
     assert sorted(p.name for p in assets.iterdir()) == [
         "catalog.sqlite3", "cleaning-report.html", "described.sqlite3", "embeddings.npz", "neighbours.npz",
@@ -125,43 +124,6 @@ def test_unchanged_photos_are_not_read_again_and_changed_ones_are(
     target.write_bytes(faces["vladimir_putin"][0].read_bytes())
     changed = build_embeddings(photos, assets, jitters=0, progress=False)
     assert (changed.computed, changed.reused, hashed) == (1, 9, [target])
-
-
-def test_format_1_assets_are_converted_without_describing(photos: Path, tmp_path: Path) -> None:
-    """An assets folder from before the SQLite catalog: the bot says what to run, and that build converts it,
-    taking over the descriptors and the thumbnail files, and leaves a handful of files."""
-    assets = tmp_path / "assets"
-    build_embeddings(photos, assets, jitters=0, progress=False)
-    store = Store.load(assets)
-    with Thumbs(assets) as thumbs:
-        jpegs = {p.sha256: thumbs.get(p.sha256) for p in store.photos}
-    for name in ("catalog.sqlite3", "thumbs.sqlite3", "described.sqlite3"):
-        (assets / name).unlink()
-    (assets / "thumbs").mkdir()
-    for sha, jpeg in jpegs.items():  # format 1: a file per thumbnail, named by the hash's first 20 digits
-        (assets / "thumbs" / f"{sha[:20]}.jpg").write_bytes(b"format 1: " + jpeg)
-    legacy_photos = [{**asdict(p), "thumb": f"thumbs/{p.sha256[:20]}.jpg"} for p in store.photos]
-    legacy = {
-        "version": 1,
-        "jitters": 0,
-        "describer": store.describer,
-        "persons": [asdict(p) for p in store.persons.values()],
-        "photos": legacy_photos,
-        "skipped": [asdict(s) for s in store.skipped],
-    }
-    (assets / "embeddings.json").write_text(json.dumps(legacy))
-    np.savez(assets / "embeddings.npz", vectors=store.vectors)
-    with pytest.raises(StoreError, match=r"old format .* run build_embeddings\.py --assets .* to convert them"):
-        Matcher(assets)
-
-    converted = build_embeddings(photos, assets, jitters=0, progress=False)
-    assert (converted.computed, converted.reused) == (0, 10)
-    again = Store.load(assets)
-    assert (again.persons, again.photos) == (store.persons, store.photos)
-    assert np.array_equal(again.vectors, store.vectors)
-    with Thumbs(assets) as thumbs:
-        assert {sha: thumbs.get(sha) for sha in jpegs} == {sha: b"format 1: " + jpeg for sha, jpeg in jpegs.items()}
-    assert not (assets / "embeddings.json").exists() and not (assets / "thumbs").exists()
 
 
 def test_unusable_photos_are_skipped_with_reasons(photos: Path, tmp_path: Path, faces) -> None:
@@ -214,7 +176,7 @@ def test_build_index_cli_checks_recall(tmp_path: Path) -> None:
     records = [
         PhotoRecord(f"p{i % 400}/{i}.jpg", f"{i:064x}", f"p{i % 400}", (0, 0, 1, 1), 30.0, 0.0) for i in range(4000)
     ]
-    Store(people, records, vectors).save(tmp_path)
+    CatalogData(people, records, vectors).save(tmp_path)
 
     weak = _run(
         "build_index.py", "--assets", str(tmp_path), "--hnsw-m", "2", "--ef-construction", "2", "--ef-search", "1"
@@ -238,10 +200,10 @@ def test_build_index_cli_checks_recall(tmp_path: Path) -> None:
 
     good = _run("build_index.py", "--assets", str(tmp_path))
     assert good.returncode == 0, good.stderr
-    stale = Store.load(tmp_path)
+    stale = CatalogData.load(tmp_path)
     stale.vectors = stale.vectors[::-1].copy()  # embeddings rebuilt, index not: refused, not served wrong
     stale.save(tmp_path)
-    with pytest.raises(StoreError, match=r"run build_index\.py"):
+    with pytest.raises(AssetsError, match=r"run build_index\.py"):
         Matcher(tmp_path)
     assert _run("build_index.py", "--assets", str(tmp_path)).returncode == 0
     recall = float(good.stdout.split("recall@1 of HNSW against exact search: ")[1].split()[0])
@@ -250,7 +212,7 @@ def test_build_index_cli_checks_recall(tmp_path: Path) -> None:
 
 
 def test_store_refuses_pickled_vectors(tmp_path: Path) -> None:
-    Store({"a": Person("a", "A")}, [], np.zeros((0, 128), np.float32)).save(tmp_path)
+    CatalogData({"a": Person("a", "A")}, [], np.zeros((0, 128), np.float32)).save(tmp_path)
     np.savez(tmp_path / "embeddings.npz", vectors=np.array([object()], dtype=object))
-    with pytest.raises(StoreError, match=r"cannot read the catalog"):
-        Store.load(tmp_path)
+    with pytest.raises(AssetsError, match=r"cannot read the catalog"):
+        CatalogData.load(tmp_path)

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lookalike.assets import Store
-from lookalike.catalog import clean as clean_module
-from lookalike.catalog.build_embeddings import BuildReport, build_embeddings
-from lookalike.catalog.clean import (
+from lookalike.assets import CatalogData
+from lookalike.build import clean as clean_module
+from lookalike.build.build_embeddings import BuildReport, build_embeddings
+from lookalike.build.clean import (
     DISAGREE,
     DUPLICATE,
     SAME_HUMAN,
@@ -29,7 +29,7 @@ from lookalike.catalog.clean import (
     nearest_other_cached,
     photo_keys,
 )
-from lookalike.catalog.report import REPORT_FILE
+from lookalike.build.report import REPORT_FILE
 
 LFW = Path(__file__).resolve().parents[2] / "shared" / "lfw"
 PEOPLE = [  # no photo of theirs is doubtful, and no two of them look alike (checked on their descriptors)
@@ -76,7 +76,7 @@ def test_planted_photos_are_left_out_with_their_reason(built: Built) -> None:
     assert set(why) == {WRONG, DUPLICATE_COPY}
     assert why[WRONG].startswith(WRONG_PERSON) and "aaron_peirsol" in why[WRONG]
     assert why[DUPLICATE_COPY].startswith(DUPLICATE) and DUPLICATE_ORIGINAL in why[DUPLICATE_COPY]
-    store = Store.load(built.assets)
+    store = CatalogData.load(built.assets)
     assert len(store.photos) == built.report.photos == built.genuine  # every genuine photo kept, the original too
     assert {p.path for p in store.photos} >= {DUPLICATE_ORIGINAL}
     assert {s.path: s.reason for s in store.skipped if s.path in why} == why  # not described again next build
@@ -101,7 +101,7 @@ def test_keep_outliers_keeps_everything_and_cleaning_comes_back(built: Built, tm
     kept = build_embeddings(built.photos, assets, jitters=0, workers=2, progress=False, keep_outliers=True)
     assert kept.computed == 0  # the photos left out before come back from their saved descriptors
     assert kept.excluded == [] and kept.photos == built.genuine + 2
-    assert {p.path for p in Store.load(assets).photos} >= {WRONG, DUPLICATE_COPY}
+    assert {p.path for p in CatalogData.load(assets).photos} >= {WRONG, DUPLICATE_COPY}
     assert "Cleaning is off" in (assets / REPORT_FILE).read_text(encoding="utf-8")
     again = build_embeddings(built.photos, assets, jitters=0, workers=2, progress=False)
     assert again.computed == 0
@@ -122,7 +122,7 @@ def test_lost_descriptors_of_left_out_photos_are_made_again(built: Built, tmp_pa
 @pytest.fixture(scope="module")
 def real(built: Built) -> tuple[list[str], list[str], np.ndarray]:
     """The 46 usable genuine photos' persons, sha256s and descriptors (jitters=0) from the built catalog."""
-    store = Store.load(built.assets)
+    store = CatalogData.load(built.assets)
     return [p.person for p in store.photos], [p.sha256 for p in store.photos], store.vectors
 
 

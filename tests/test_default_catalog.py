@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lookalike.assets import Store
-from lookalike.catalog.describe import DESCRIBER, describe_photo
+from lookalike.assets import CatalogData
+from lookalike.build.describe import DESCRIBER_VERSION, describe_photo
 from lookalike.settings import DEFAULT_CATALOG
 from testkit.data import FACES, ROOT
 from testkit.fake_bot_api import FakeBotApi
@@ -35,9 +35,9 @@ def lookalike(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_shipped_embeddings_are_what_the_build_makes() -> None:
     """Describing a sample of the portraits again gives the shipped descriptors and boxes; and they were made by
-    this code (DESCRIBER), or every first build would describe the whole catalog again."""
-    store = Store.load(SHIPPED)
-    assert (store.jitters, store.describer) == (10, DESCRIBER)
+    this code (DESCRIBER_VERSION), or every first build would describe the whole catalog again."""
+    store = CatalogData.load(SHIPPED)
+    assert (store.jitters, store.describer) == (10, DESCRIBER_VERSION)
     assert len(store.photos) == len(list((DEFAULT_CATALOG / "photos").glob("*.jpg"))) == 879
     for row in range(0, len(store.photos), 220):
         photo = store.photos[row]

@@ -23,10 +23,11 @@ import numpy as np
 import pytest
 from distributed import Client, LocalCluster
 
-import lookalike.catalog.distributed as on_cluster
-from lookalike.assets import Store, Thumbs
-from lookalike.catalog.build_embeddings import CHECKPOINT_FILE, BuildReport, ClusterError, build_embeddings
-from lookalike.catalog.describe import Described
+import lookalike.build.distributed as on_cluster
+from lookalike.assets import CatalogData, ThumbnailWriter
+from lookalike.build.build_embeddings import CHECKPOINT_FILE, BuildReport, build_embeddings
+from lookalike.build.describe import Described
+from lookalike.errors import ClusterError
 
 ROOT = Path(__file__).resolve().parents[1]
 PERSONS, PER_PERSON = 8, 3
@@ -67,11 +68,11 @@ def local(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
 
 
 def _assert_same_store(built: Path, reference: Path) -> None:
-    one, two = Store.load(built), Store.load(reference)
+    one, two = CatalogData.load(built), CatalogData.load(reference)
     assert (one.persons, one.photos, one.skipped) == (two.persons, two.photos, two.skipped)
     assert (one.jitters, one.describer) == (two.jitters, two.describer)
     np.testing.assert_allclose(one.vectors, two.vectors, rtol=0, atol=1e-6)
-    with Thumbs(built) as a, Thumbs(reference) as b:
+    with ThumbnailWriter(built) as a, ThumbnailWriter(reference) as b:
         assert a.keys() == b.keys() == {p.sha256 for p in one.photos}
         assert all(a.get(sha) == b.get(sha) for sha in a.keys())
 
@@ -161,7 +162,7 @@ def test_interrupted_build_computes_only_what_is_missing(
 def test_killed_client_resumes(photos: Path, cluster: LocalCluster, local: tuple[Path, BuildReport], tmp_path: Path):
     """kill -9 of the build itself: what it had committed is not described again."""
     code = (
-        "import sys; from pathlib import Path; from lookalike.catalog.build_embeddings import build_embeddings; "
+        "import sys; from pathlib import Path; from lookalike.build.build_embeddings import build_embeddings; "
         "build_embeddings(Path(sys.argv[1]), Path(sys.argv[2]), jitters=0, progress=False, scheduler=sys.argv[3])"
     )
     build = subprocess.Popen([sys.executable, "-c", code, photos, tmp_path, cluster.scheduler_address], cwd=ROOT)

@@ -16,7 +16,7 @@ from lookalike.engine.hnsw import exact_knn
 from lookalike.engine.matcher import Matcher
 from lookalike.engine.similarity import PROBS, Calibration
 from lookalike.errors import PhotoError
-from testkit.data import ROOT, BuiltCatalog, loaded_store
+from testkit.data import ROOT, BuiltCatalog, loaded_catalog
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +49,10 @@ def test_top1_accuracy_on_dev_set(matcher: Matcher, query_vectors: list[tuple[st
 def test_hnsw_top1_equals_exact_top1(matcher: Matcher, query_vectors: list[tuple[str, Path, np.ndarray]]) -> None:
     """The HNSW window (widened as needed) ranks like an exact scan of every photo's hub-corrected score."""
     vectors = np.stack([v for _, _, v in query_vectors])
-    ids, dists = exact_knn(loaded_store(matcher.assets).vectors, vectors, len(loaded_store(matcher.assets).vectors))
+    ids, dists = exact_knn(loaded_catalog(matcher.assets).vectors, vectors, len(loaded_catalog(matcher.assets).vectors))
     exact = ids[np.arange(len(ids)), np.argmin(dists - matcher.hubs.offsets[ids], axis=1)]
     for (_, path, vector), row in zip(query_vectors, exact):
-        assert matcher.match(vector, 1)[0].person == loaded_store(matcher.assets).photos[row].person, path
+        assert matcher.match(vector, 1)[0].person == loaded_catalog(matcher.assets).photos[row].person, path
 
 
 def test_matches_are_distinct_persons_best_first(matcher: Matcher, query_vectors) -> None:
@@ -61,7 +61,7 @@ def test_matches_are_distinct_persons_best_first(matcher: Matcher, query_vectors
     assert len(matches) == 10
     assert len({m.person for m in matches}) == 10
     assert [m.similarity for m in matches] == sorted((m.similarity for m in matches), reverse=True)
-    store = loaded_store(matcher.assets)
+    store = loaded_catalog(matcher.assets)
     rows = {p.path: i for i, p in enumerate(store.photos)}
     for m in matches:  # the plain L2 distance to the matched photo, whatever the ranking's correction
         assert m.distance == pytest.approx(float(np.linalg.norm(store.vectors[rows[m.photo]] - vector)), 1e-4)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pool_jobs
 import pytest
 from PIL import Image
 
@@ -31,6 +30,7 @@ from lookalike.engine.pool import (
     imap_unordered,
 )
 from lookalike.errors import NoFace
+from testkit import pool_jobs
 from testkit.data import FACES
 from testkit.procs import spawn_workers
 

@@ -16,14 +16,14 @@ import pytest
 from conftest import BuiltCatalog
 
 from bench.make_reference_faces import LFW, lfw_people, share, split
-from lookalike.assets import StoreError
-from lookalike.catalog.build_index import REFERENCE_FACES, reference_faces
+from lookalike.assets import AssetsError
+from lookalike.build.build_index import REFERENCE_FACES, reference_faces
 from lookalike.engine.analysis import analyze_photo
 from lookalike.engine.hnsw import exact_knn
 from lookalike.engine.matcher import Matcher
 from lookalike.engine.similarity import CALIBRATION_FILE
 from lookalike.errors import PhotoError
-from testkit.data import loaded_store
+from testkit.data import loaded_catalog
 
 STRANGERS = 160
 LEVELS = (10, 25, 50, 75, 90)
@@ -58,7 +58,7 @@ def _old_similarity(matcher: Matcher, distances: np.ndarray) -> np.ndarray:
     """The method before reference faces: a normal curve on the catalog's nearest-other-person distances."""
     from scipy.special import erf
 
-    store = loaded_store(matcher.assets)
+    store = loaded_catalog(matcher.assets)
     vectors, persons = store.vectors, np.array([p.person for p in store.photos])
     ids, dists = exact_knn(vectors, vectors, len(vectors))
     nearest = np.array([d[persons[i] != persons[row]][0] for row, (i, d) in enumerate(zip(ids, dists))])
@@ -70,7 +70,7 @@ def test_strangers_see_uniform_percentages(matcher: Matcher, strangers: np.ndarr
     """The % shown to strangers is uniform on [0, 100]: its percentiles sit on the promise (the old method's
     do not: it fits the catalog's own distances, not where strangers land)."""
     shown = [matcher.match(q, 1)[0].similarity for q in strangers]
-    _, nearest = exact_knn(loaded_store(matcher.assets).vectors, strangers, 1)
+    _, nearest = exact_knn(loaded_catalog(matcher.assets).vectors, strangers, 1)
     old = _old_similarity(matcher, nearest[:, 0])
     assert _gap(shown) <= TOLERANCE, [round(float(np.percentile(shown, p))) for p in LEVELS]
     assert _gap(list(old)) > TOLERANCE
@@ -79,8 +79,8 @@ def test_strangers_see_uniform_percentages(matcher: Matcher, strangers: np.ndarr
 def test_hub_correction_spreads_answers(matcher: Matcher, strangers: np.ndarray) -> None:
     """Fewer strangers are sent to the most frequent answers than by plain nearest photo."""
     corrected = Counter(matcher.match(q, 1)[0].person for q in strangers)
-    ids, _ = exact_knn(loaded_store(matcher.assets).vectors, strangers, 1)
-    plain = Counter(loaded_store(matcher.assets).photos[i].person for i in ids[:, 0])
+    ids, _ = exact_knn(loaded_catalog(matcher.assets).vectors, strangers, 1)
+    plain = Counter(loaded_catalog(matcher.assets).photos[i].person for i in ids[:, 0])
     top = 10
     assert sum(n for _, n in corrected.most_common(top)) <= sum(n for _, n in plain.most_common(top))
     assert max(corrected.values()) <= max(plain.values())
@@ -97,8 +97,8 @@ def test_old_calibration_file_says_rebuild(catalog: BuiltCatalog, tmp_path: Path
     assets = tmp_path / "assets"
     shutil.copytree(catalog.assets, assets)
     (assets / CALIBRATION_FILE).write_text(json.dumps({"mean": 0.5, "std": 0.05, "samples": 45}), encoding="utf-8")
-    with pytest.raises(StoreError, match=r"format 1.*run build_index\.py"):
+    with pytest.raises(AssetsError, match=r"format 1.*run build_index\.py"):
         Matcher(assets)
     (assets / "hubness.npz").unlink()
-    with pytest.raises(StoreError, match=r"run build_index\.py"):
+    with pytest.raises(AssetsError, match=r"run build_index\.py"):
         Matcher(assets)

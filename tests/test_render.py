@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from lookalike.catalog.describe import describe_photo
+from lookalike.build.describe import describe_photo
 from lookalike.engine import render
 from lookalike.engine.analysis import face_crop
 from lookalike.engine.images import load_rgb

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lookalike.assets import Thumbs
+from lookalike.assets import ThumbnailWriter
 from lookalike.telegram.texts import TEXTS
 from testkit.data import BuiltCatalog
 from testkit.fake_bot_api import FakeBotApi
@@ -245,7 +245,7 @@ def test_unusable_feedback_path_or_missing_thumbnails_refuse_to_start(
 
     assets = tmp_path / "assets"
     shutil.copytree(catalog.assets, assets)
-    with Thumbs(assets) as thumbs:
+    with ThumbnailWriter(assets) as thumbs:
         thumbs.remove(list(thumbs.keys())[:1])
     bot.log.unlink()
     bot = BotProcess(api, assets, tmp_path)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lookalike.assets import CatalogReader, Person, PhotoRecord, Store, StoreError
+from lookalike.assets import AssetsError, CatalogData, CatalogReader, Person, PhotoRecord
 from lookalike.engine.matcher import Match
 from lookalike.settings import DEFAULT_CATALOG, Settings, add_arguments, from_namespace
 from lookalike.telegram import keyboards, limits
@@ -184,20 +184,20 @@ def test_vectors_of_another_catalog_are_refused(tmp_path: Path) -> None:
     for name, persons in (("a", ["x", "y"]), ("b", ["x", "z"])):
         photos = [PhotoRecord(f"{p}.jpg", f"{i:064x}", p, (0, 0, 1, 1), 30.0, 0.0) for i, p in enumerate(persons)]
         vectors = np.full((2, 128), len(name), np.float32)
-        Store({p: Person(p, p) for p in persons}, photos, vectors).save(tmp_path / name)
+        CatalogData({p: Person(p, p) for p in persons}, photos, vectors).save(tmp_path / name)
     CatalogReader(tmp_path / "a").close()
     (tmp_path / "a" / "embeddings.npz").write_bytes((tmp_path / "b" / "embeddings.npz").read_bytes())
-    with pytest.raises(StoreError, match=r"embeddings\.npz does not belong to .*catalog\.sqlite3"):
+    with pytest.raises(AssetsError, match=r"embeddings\.npz does not belong to .*catalog\.sqlite3"):
         CatalogReader(tmp_path / "a")
 
 
 def test_malformed_catalog_is_a_store_error_naming_it(tmp_path: Path) -> None:
-    Store(persons={"a": Person("a", "A")}).save(tmp_path)
+    CatalogData(persons={"a": Person("a", "A")}).save(tmp_path)
     catalog = tmp_path / "catalog.sqlite3"
     with sqlite3.connect(catalog) as db:
         db.execute("UPDATE meta SET value = '1' WHERE key = 'version'")
-    with pytest.raises(StoreError, match="format version 1, expected 2"):
-        Store.load(tmp_path)
+    with pytest.raises(AssetsError, match="format version 1, expected 2"):
+        CatalogData.load(tmp_path)
     catalog.write_bytes(b"not a database, a truncated copy")
-    with pytest.raises(StoreError, match=r"catalog\.sqlite3: not a catalog"):
-        Store.load(tmp_path)
+    with pytest.raises(AssetsError, match=r"catalog\.sqlite3: not a catalog"):
+        CatalogData.load(tmp_path)

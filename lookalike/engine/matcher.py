@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.assets import CatalogReader, StoreError, Thumb
+from lookalike.assets import AssetsError, CatalogReader, ThumbnailRef
 from lookalike.engine.hnsw import HnswIndex
 from lookalike.engine.similarity import Calibration, HubCorrection
 
@@ -34,7 +34,7 @@ class Match:
     alias: str | None
     role: str | None
     url: str | None  # the person's page from catalog.json, if it gives one
-    thumb: Thumb  # portrait of the matched catalog photo (read when drawn)
+    thumb: ThumbnailRef  # portrait of the matched catalog photo (read when drawn)
     photo: str  # the matched catalog photo, relative to the photos folder
 
 
@@ -52,11 +52,11 @@ class Matcher:
             self.calibration = Calibration.load(assets)
             self.hubs = HubCorrection.load(assets, self.index.size)
         except (OSError, KeyError, ValueError, RuntimeError) as exc:  # nmslib raises RuntimeError on a bad file
-            raise StoreError(
+            raise AssetsError(
                 f"{assets}: no usable index or calibration ({exc}); run build_index.py --assets {assets}"
             ) from exc
         if self.index.extra.get("embeddings") != self.catalog.fingerprint:
-            raise StoreError(
+            raise AssetsError(
                 f"{assets}: the index was built from other embeddings than this catalog's; "
                 f"run build_index.py --assets {assets}"
             )
@@ -91,7 +91,7 @@ class Matcher:
         photo = self.catalog.photo(row)
         person = self.catalog.person(photo.person)
         if person is None:
-            raise StoreError(f"{self.assets}: photo {photo.path} names {photo.person}, not in the catalog; rebuild")
+            raise AssetsError(f"{self.assets}: photo {photo.path} names {photo.person}, not in the catalog; rebuild")
         return Match(
             person=photo.person,
             name=person.name,

@@ -1,7 +1,7 @@
 """Distance → similarity %: the percentile among ordinary people, and a hubness correction of the ranking.
 
 The promise: a stranger (someone not in the catalog) sees a % that is uniform on [0, 100]. So the curve is fitted
-on strangers: at build time each *reference face* (``lookalike/catalog/reference_faces.npz``, ~1100 ordinary
+on strangers: at build time each *reference face* (``lookalike/build/reference_faces.npz``, ~1100 ordinary
 faces described like a user's photo) is matched against the catalog, and a user whose best match scores s is
 shown 100·(1 − F(s)), F being the CDF of the reference faces' best scores. Fitting on the catalog's own
 nearest-other-person distances (the old method) promised uniform and showed strangers 2/9/23/45/67 at the

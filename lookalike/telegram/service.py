@@ -53,7 +53,7 @@ class Service:
 
     @classmethod
     async def start(cls, settings: Settings, metrics: Metrics | None = None) -> Service:
-        """Load the catalog and open the stores (fail fast, with one clear error: StoreError or StorageError) while
+        """Load the catalog and open the stores (fail fast, with one clear error: AssetsError or StorageError) while
         the workers start and load their models: both take seconds at a million photos, and neither needs the other.
         """
         metrics = metrics or Metrics()

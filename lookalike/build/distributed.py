@@ -11,7 +11,7 @@ add no scheduler of our own. What we add:
 - results stream back as they complete; tasks are keyed by the photo's SHA-256, so a task Dask reruns after a
   worker died still yields one result, never two.
 
-Workers must run the same code and models (``DESCRIBER``): the plugin refuses a worker whose describer differs,
+Workers must run the same code and models (``DESCRIBER_VERSION``): the plugin refuses a worker whose describer differs,
 since its descriptors would not be comparable with the rest of the catalog.
 """
 
@@ -30,9 +30,9 @@ from distributed.comm import get_address_host_port
 from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.security import Security
 
-from lookalike.catalog.build_embeddings import ClusterError
-from lookalike.catalog.describe import DESCRIBER, Described, QualityRules, describe_photo
+from lookalike.build.describe import DESCRIBER_VERSION, Described, QualityRules, describe_photo
 from lookalike.engine.analysis import analyzer
+from lookalike.errors import ClusterError
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +55,10 @@ class LoadModels(WorkerPlugin):
         self.describer = describer
 
     def setup(self, worker: Any) -> None:
-        if DESCRIBER != self.describer:
+        if DESCRIBER_VERSION != self.describer:
             raise RuntimeError(
-                f"worker describes with {DESCRIBER!r} but the build with {self.describer!r}: install the same versions"
+                f"worker describes with {DESCRIBER_VERSION!r} but the build with {self.describer!r}: "
+                "install the same versions"
             )
         analyzer()
 
@@ -77,7 +78,7 @@ def connect(scheduler: str) -> Client:
     except OSError as exc:  # it went away since it answered
         raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from None
     try:
-        client.register_plugin(LoadModels(DESCRIBER))
+        client.register_plugin(LoadModels(DESCRIBER_VERSION))
     except Exception as exc:
         client.close()
         raise ClusterError(f"the workers of the Dask scheduler at {scheduler} cannot describe photos: {exc}") from None
@@ -150,7 +151,7 @@ def _task_limit(client: Client) -> int:
 
 def _settings_tag(jitters: int, rules: QualityRules) -> str:
     """Part of the task key, so builds with other settings sharing a scheduler never share a photo's result."""
-    return hashlib.sha256(f"{jitters}; {rules}; {DESCRIBER}".encode()).hexdigest()[:12]
+    return hashlib.sha256(f"{jitters}; {rules}; {DESCRIBER_VERSION}".encode()).hexdigest()[:12]
 
 
 def _described(future: Future, result: Any, digest: str, scheduler: str) -> Described:

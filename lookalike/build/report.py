@@ -19,9 +19,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from lookalike.assets import PhotoRecord, Skipped, Store, Thumbs
-from lookalike.catalog.clean import DUPLICATE, WRONG_PERSON
-from lookalike.catalog.describe import CATALOG_LIMITS, thumbnail
+from lookalike.assets import CatalogData, PhotoRecord, Skipped, ThumbnailWriter
+from lookalike.build.clean import DUPLICATE, WRONG_PERSON
+from lookalike.build.describe import CATALOG_LIMITS, thumbnail
 from lookalike.engine.images import load_rgb
 
 REPORT_FILE = "cleaning-report.html"
@@ -52,8 +52,8 @@ padding:10px;margin:8px 0}
 def write_report(
     assets: Path,
     photos_dir: Path,
-    store: Store,
-    thumbs: Thumbs,
+    store: CatalogData,
+    thumbs: ThumbnailWriter,
     left_out: Sequence[tuple[PhotoRecord, str]],
     suspicious: Sequence[tuple[str, str, float, str]],
     unusable: Sequence[Skipped],
@@ -106,7 +106,7 @@ def _kind(reason: str) -> str:
 
 
 class _Page:
-    def __init__(self, photos_dir: Path, store: Store, thumbs: Thumbs) -> None:
+    def __init__(self, photos_dir: Path, store: CatalogData, thumbs: ThumbnailWriter) -> None:
         self.photos_dir, self.store, self.thumbs = photos_dir, store, thumbs
         self.kept: dict[str, list[PhotoRecord]] = {}
         for photo in store.photos:

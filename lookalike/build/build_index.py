@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.assets import CatalogReader, StoreError
+from lookalike.assets import AssetsError, CatalogReader
 from lookalike.engine import similarity
 from lookalike.engine.hnsw import HnswIndex, HnswParams, recall_at_1
 
@@ -34,7 +34,7 @@ def reference_faces(path: Path = REFERENCE_FACES) -> np.ndarray:
         with np.load(path, allow_pickle=False) as npz:
             return np.asarray(npz["vectors"], dtype=np.float32)
     except (OSError, KeyError, ValueError) as exc:
-        raise StoreError(f"{path}: cannot read the reference faces ({exc}); reinstall lookalike") from exc
+        raise AssetsError(f"{path}: cannot read the reference faces ({exc}); reinstall lookalike") from exc
 
 
 def build_index(assets: Path, params: HnswParams = HnswParams(), force: bool = False) -> IndexReport:
@@ -43,7 +43,7 @@ def build_index(assets: Path, params: HnswParams = HnswParams(), force: bool = F
     catalog = CatalogReader(assets)
     catalog.close()  # only its counts, fingerprint and vectors are needed
     if catalog.n_persons < 2:
-        raise StoreError(f"{assets}: {catalog.n_persons} person(s) with usable photos; need at least 2")
+        raise AssetsError(f"{assets}: {catalog.n_persons} person(s) with usable photos; need at least 2")
     vectors = catalog.vectors()
     started = time.perf_counter()
     index = HnswIndex.build(vectors, params)

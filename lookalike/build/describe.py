@@ -17,7 +17,7 @@ from lookalike.errors import PhotoError
 
 # Catalog photos come from operators, not strangers: allow big files, but decode at most 1600 px like user photos.
 CATALOG_LIMITS = ImageLimits(max_bytes=200 * 1024 * 1024, max_pixels=120_000_000)
-DESCRIBER = f"{PIPELINE}; portrait thumbnails reaching {PORTRAIT_REACH} face widths"
+DESCRIBER_VERSION = f"{PIPELINE}; portrait thumbnails reaching {PORTRAIT_REACH} face widths"
 
 
 @dataclass(frozen=True)

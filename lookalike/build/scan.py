@@ -18,7 +18,7 @@ class CatalogError(ValueError):
 
 
 @dataclass
-class Catalog:
+class PhotoFolder:
     """Persons by id and the photo files of each."""
 
     persons: dict[str, Person] = field(default_factory=dict)
@@ -34,12 +34,12 @@ def display_name(pid: str) -> str:
     return " ".join(w.capitalize() for w in pid.split("_"))
 
 
-def scan(photos_dir: Path) -> Catalog:
+def scan(photos_dir: Path) -> PhotoFolder:
     """Find every person and photo under ``photos_dir`` (a folder per person, or a file per person)."""
     if not photos_dir.is_dir():
         raise FileNotFoundError(f"{photos_dir}: photos folder not found")
     entries = read_catalog_json(photos_dir / CATALOG_FILE)
-    catalog = Catalog()
+    folder = PhotoFolder()
     for path in sorted(photos_dir.iterdir()):
         if path.name.startswith("."):
             continue
@@ -52,9 +52,9 @@ def scan(photos_dir: Path) -> Catalog:
             continue
         if not files or not pid:
             continue
-        catalog.photos.setdefault(pid, []).extend(files)
-        catalog.persons[pid] = entries.get(pid) or Person(pid, display_name(pid))
-    return catalog
+        folder.photos.setdefault(pid, []).extend(files)
+        folder.persons[pid] = entries.get(pid) or Person(pid, display_name(pid))
+    return folder
 
 
 def read_catalog_json(path: Path) -> dict[str, Person]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -16,11 +15,11 @@ from types import TracebackType
 import numpy as np
 from tqdm import tqdm
 
-from lookalike.assets import LEGACY_FILE, LEGACY_THUMBS, PhotoRecord, Skipped, Store, Thumbs
-from lookalike.catalog.clean import DUPLICATE, WRONG_PERSON, Cleaning, CleaningCache, clean
-from lookalike.catalog.describe import DESCRIBER, Described, QualityRules, describe_photo, thumbnail
-from lookalike.catalog.report import write_report
-from lookalike.catalog.scan import Catalog, CatalogError, scan
+from lookalike.assets import DESCRIPTOR_SIZE, CatalogData, PhotoRecord, Skipped, ThumbnailWriter
+from lookalike.build.clean import DUPLICATE, WRONG_PERSON, Cleaning, CleaningCache, clean
+from lookalike.build.describe import DESCRIBER_VERSION, Described, QualityRules, describe_photo, thumbnail
+from lookalike.build.report import write_report
+from lookalike.build.scan import CatalogError, PhotoFolder, scan
 from lookalike.engine.analysis import analyzer
 from lookalike.engine.pool import imap_unordered
 
@@ -36,13 +35,6 @@ class BuildReport:
     excluded: list[Skipped] = field(default_factory=list)  # left out by cleaning (wrong person, duplicate)
     suspicious: list[tuple[str, str, float, str]] = field(default_factory=list)  # (person, person, distance, why)
     cleaning_report: Path | None = None
-
-
-class ClusterError(RuntimeError):
-    """The Dask scheduler is unreachable or was lost, or its workers cannot describe; the message names the address.
-
-    Defined here, not beside the Dask code, so that catching it does not import Dask.
-    """
 
 
 PHOTO_TIMEOUT = 300.0  # s one catalog photo may take (jitters 10 on a huge photo is seconds, not minutes)
@@ -62,7 +54,7 @@ def _describe_all(
     A photo that crashes or hangs its worker is skipped with the reason; the worker is replaced, the build goes on.
     """
     if scheduler:
-        from lookalike.catalog.distributed import describe_on_cluster  # Dask is imported only by cluster builds
+        from lookalike.build.distributed import describe_on_cluster  # Dask is imported only by cluster builds
 
         yield from describe_on_cluster(jobs, scheduler)
         return
@@ -84,20 +76,20 @@ def build_embeddings(
     keep_outliers: bool = False,
 ) -> BuildReport:
     """Bring ``assets/`` up to date with ``photos_dir``: reuse unchanged photos, compute new ones, drop removed ones."""
-    catalog = scan(photos_dir)
-    if not catalog.photos:
+    folder = scan(photos_dir)
+    if not folder.photos:
         raise CatalogError(
             f"{photos_dir}: no photos found; add a folder per person ({photos_dir}/brad_pitt/1.jpg) "
             f"or a file per person ({photos_dir}/brad-pitt.jpg)"
         )
     try:
-        old = Store.load(assets)
+        old = CatalogData.load(assets)
     except Exception:
-        old = Store()
+        old = CatalogData()
     reusable = _reusable(old, jitters, set(_load_excluded(assets, old)))
-    files = [(pid, path) for pid, paths in catalog.photos.items() for path in paths]
+    files = [(pid, path) for pid, paths in folder.photos.items() for path in paths]
     fresh = {}
-    with _Checkpoint(assets, f"jitters {jitters}; {DESCRIBER}; {rules}") as checkpoint:
+    with _Checkpoint(assets, f"jitters {jitters}; {DESCRIBER_VERSION}; {rules}") as checkpoint:
         digests = checkpoint.hashes([path for _, path in files], progress)
         reusable.update(checkpoint.results(set(digests) - reusable.keys()))
         todo = list(  # one job per content: a photo filed twice is described once
@@ -110,25 +102,22 @@ def build_embeddings(
             for described in results:
                 fresh[described.sha256] = checkpoint.add(described)
                 bar.update()
-    store, report = _assemble(catalog, photos_dir, files, digests, reusable, fresh, jitters)
-    with Thumbs(assets) as thumbs:
-        _clean(store, report, catalog, photos_dir, assets, thumbs, keep_outliers, progress)
+    store, report = _assemble(folder, photos_dir, files, digests, reusable, fresh, jitters)
+    with ThumbnailWriter(assets) as thumbs:
+        _clean(store, report, folder, photos_dir, assets, thumbs, keep_outliers, progress)
         report.removed = len(({p.sha256 for p in old.photos} | {s.sha256 for s in old.skipped}) - set(digests))
         store.save(assets)
         thumbs.remove(thumbs.keys() - {p.sha256 for p in store.photos})
-    if old.legacy:  # converted: the format-1 files (a million thumbnail files, perhaps) go
-        (assets / LEGACY_FILE).unlink(missing_ok=True)
-        shutil.rmtree(assets / LEGACY_THUMBS, ignore_errors=True)
     return report
 
 
-def _reusable(old: Store, jitters: int, excluded: set[str]) -> dict[str, Described]:
+def _reusable(old: CatalogData, jitters: int, excluded: set[str]) -> dict[str, Described]:
     """Previous results by content hash, if made with the same jitters by the same describer.
 
     A photo the cleaning left out is reusable only while its descriptor is kept in EXCLUDED_FILE: cleaning judges
     it again on every build, and without the descriptor it must be described again.
     """
-    if (old.jitters, old.describer) != (jitters, DESCRIBER):
+    if (old.jitters, old.describer) != (jitters, DESCRIBER_VERSION):
         return {}
     done = {
         p.sha256: Described(p.sha256, old.vectors[i], p.box, p.eye_distance, p.roll) for i, p in enumerate(old.photos)
@@ -156,13 +145,13 @@ class _Checkpoint:
     SQLite: one file, atomic batched commits, plain columns (never pickle). Rows are kept only for the settings
     ``key`` (jitters, describer, rules) they were made with; once the store holds them they are dropped. The
     thumbnail goes straight to ``thumbs.sqlite3``, committed with its row, not into memory. The file also
-    remembers each photo file's hash by (size, mtime, inode), so an unchanged catalog is stat'ed, not read.
+    remembers each photo file's hash by (size, mtime, inode), so an unchanged folder is stat'ed, not read.
     """
 
     def __init__(self, assets: Path, key: str) -> None:
         self._assets = assets
         assets.mkdir(parents=True, exist_ok=True)
-        self._thumbs = Thumbs(assets)
+        self._thumbs = ThumbnailWriter(assets)
         try:
             self._db = self._open(key)
         except sqlite3.DatabaseError:  # not a database (a truncated copy): it only saves time, start it afresh
@@ -257,16 +246,16 @@ class _Checkpoint:
 
 
 def _assemble(
-    catalog: Catalog,
+    folder: PhotoFolder,
     photos_dir: Path,
     files: list[tuple[str, Path]],
     digests: list[str],
     reusable: dict[str, Described],
     fresh: dict[str, Described],
     jitters: int,
-) -> tuple[Store, BuildReport]:
+) -> tuple[CatalogData, BuildReport]:
     report = BuildReport()
-    store = Store(jitters=jitters, describer=DESCRIBER)
+    store = CatalogData(jitters=jitters, describer=DESCRIBER_VERSION)
     vectors = []
     for (pid, path), digest in zip(files, digests):
         described = fresh.get(digest) or reusable[digest]
@@ -283,8 +272,8 @@ def _assemble(
         store.photos.append(PhotoRecord(rel, digest, pid, described.box, described.eye_distance, described.roll))
         vectors.append(described.vector)
     used = {p.person for p in store.photos}
-    store.persons = {pid: person for pid, person in catalog.persons.items() if pid in used}
-    store.vectors = np.array(vectors, dtype=np.float32).reshape(-1, 128)
+    store.persons = {pid: person for pid, person in folder.persons.items() if pid in used}
+    store.vectors = np.array(vectors, dtype=np.float32).reshape(-1, DESCRIPTOR_SIZE)
     report.persons, report.photos = len(store.persons), len(store.photos)
     return store, report
 
@@ -294,12 +283,12 @@ NEIGHBOURS_FILE = "neighbours.npz"  # each photo's and person's nearest other pe
 
 
 def _clean(
-    store: Store,
+    store: CatalogData,
     report: BuildReport,
-    catalog: Catalog,
+    folder: PhotoFolder,
     photos_dir: Path,
     assets: Path,
-    thumbs: Thumbs,
+    thumbs: ThumbnailWriter,
     keep_outliers: bool,
     progress: bool,
 ) -> None:
@@ -309,7 +298,7 @@ def _clean(
     time come back first, with their descriptors from EXCLUDED_FILE (they sit in ``store.skipped`` meanwhile, so
     an unchanged photo is never described again).
     """
-    files = [(pid, path) for pid, paths in catalog.photos.items() for path in paths]
+    files = [(pid, path) for pid, paths in folder.photos.items() for path in paths]
     order = {path.relative_to(photos_dir).as_posix(): (n, pid) for n, (pid, path) in enumerate(files)}
     saved = _load_excluded(assets, store)
     photos = list(zip(store.photos, store.vectors))
@@ -321,7 +310,7 @@ def _clean(
         else:
             unusable.append(skip)
     photos.sort(key=lambda pv: order[pv[0].path][0])
-    vectors = np.array([v for _, v in photos], dtype=np.float32).reshape(-1, 128)
+    vectors = np.array([v for _, v in photos], dtype=np.float32).reshape(-1, DESCRIPTOR_SIZE)
     records = [p for p, _ in photos]
     found = Cleaning()
     if not keep_outliers:  # the neighbour searches redo only what changed since the last build (see clean.py)
@@ -338,7 +327,7 @@ def _clean(
     report.excluded = [Skipped(p.path, p.sha256, why) for p, why in left_out]
     report.skipped, store.skipped = unusable, unusable + report.excluded
     used = {p.person for p in store.photos}
-    store.persons = {pid: person for pid, person in catalog.persons.items() if pid in used}
+    store.persons = {pid: person for pid, person in folder.persons.items() if pid in used}
     report.persons, report.photos, report.suspicious = len(store.persons), len(store.photos), found.suspicious
     _save_excluded(assets, store, [(records[i], vectors[i]) for i, _ in found.excluded])
     report.cleaning_report = write_report(
@@ -347,20 +336,20 @@ def _clean(
 
 
 def _draw_missing_thumbs(
-    photos: list[PhotoRecord], photos_dir: Path, assets: Path, thumbs: Thumbs, progress: bool
+    photos: list[PhotoRecord], photos_dir: Path, assets: Path, thumbs: ThumbnailWriter, progress: bool
 ) -> None:
-    """Portraits for kept photos without one: a shipped catalog's (descriptors only), a photo back from being
-    left out, or a format-1 folder's thumbs/ file (taken over, not redrawn)."""
+    """Portraits for kept photos without one: a shipped catalog's (descriptors only), or a photo back from being
+    left out."""
     have = thumbs.keys()
     missing = [p for p in photos if p.sha256 not in have]
     for photo in tqdm(missing, desc="thumbnails", unit="photo", disable=not progress or not missing):
-        legacy = assets / LEGACY_THUMBS / f"{photo.sha256[:20]}.jpg"
-        jpeg = legacy.read_bytes() if legacy.is_file() else thumbnail((photos_dir / photo.path).read_bytes(), photo.box)
-        thumbs.put_many([(photo.sha256, jpeg)])
+        thumbs.put_many([(photo.sha256, thumbnail((photos_dir / photo.path).read_bytes(), photo.box))])
     thumbs.commit()
 
 
-def _load_excluded(assets: Path, store: Store) -> dict[str, tuple[np.ndarray, tuple[int, int, int, int], float, float]]:
+def _load_excluded(
+    assets: Path, store: CatalogData
+) -> dict[str, tuple[np.ndarray, tuple[int, int, int, int], float, float]]:
     """sha256 → (descriptor, box, eye distance, roll) of the photos left out last time, if made the same way."""
     try:
         with np.load(assets / EXCLUDED_FILE, allow_pickle=False) as npz:
@@ -372,7 +361,7 @@ def _load_excluded(assets: Path, store: Store) -> dict[str, tuple[np.ndarray, tu
         return {}
 
 
-def _save_excluded(assets: Path, store: Store, left_out: list[tuple[PhotoRecord, np.ndarray]]) -> None:
+def _save_excluded(assets: Path, store: CatalogData, left_out: list[tuple[PhotoRecord, np.ndarray]]) -> None:
     path = assets / EXCLUDED_FILE
     if not left_out:
         path.unlink(missing_ok=True)

@@ -1,6 +1,6 @@
 """Job functions for tests/test_pool.py: module-level so spawned workers can import them by name.
 
-Workers find this module because a spawned child starts with its parent's ``sys.path``, where pytest put tests/.
+Workers import it by name, like any installed module.
 """
 
 from __future__ import annotations
