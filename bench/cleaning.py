@@ -39,19 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from lookalike.build.clean import (  # noqa: E402
-    DISAGREE,
-    DUPLICATE,
-    KEY,
-    PAIR_LIMIT,
-    SAME_HUMAN,
-    WRONG_PERSON,
-    CleaningCache,
-    Neighbours,
-    clean,
-    mean_key,
-    photo_keys,
-)
+from lookalike.build.clean import DISAGREE, DUPLICATE, PAIR_LIMIT, SAME_HUMAN, WRONG_PERSON, clean  # noqa: E402
+from lookalike.build.neighbours import KEY, CleaningCache, Neighbours, mean_key, photo_keys  # noqa: E402
 
 LFW = ROOT.parent / "shared" / "lfw"
 CACHE = Path(os.environ.get("LOOKALIKE_CLEAN_CACHE", "/tmp/clean_cache/lfw_catalog_j0.npz"))

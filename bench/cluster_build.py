@@ -29,7 +29,8 @@ from pathlib import Path
 import psutil
 
 from bench.common import Section, median, person_photos, table, verdict
-from lookalike.build.build_embeddings import _describe_all, _sha256
+from lookalike.build.build_embeddings import _describe_all
+from lookalike.build.checkpoint import sha256_file
 from lookalike.build.describe import Described, QualityRules
 from lookalike.build.distributed import connect, describe_on_cluster
 
@@ -96,7 +97,7 @@ def run(quick: bool) -> list[Section]:
     rounds = 1 if quick else 2
     photos = _photos(max(counts.values()))
     avg_bytes = sum(p.stat().st_size for p in photos) / len(photos)
-    jobs = {j: [(p, _sha256(p), j, QualityRules()) for p in photos[:n]] for j, n in counts.items()}
+    jobs = {j: [(p, sha256_file(p), j, QualityRules()) for p in photos[:n]] for j, n in counts.items()}
     with LocalCluster(
         n_workers=WORKERS,
         threads_per_worker=1,

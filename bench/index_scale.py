@@ -20,7 +20,7 @@ import numpy as np
 from bench.common import Section, dev_catalog, median, ms, percentile, rss_mb, table, timed
 from bench.nmslib_builds import saved_index_dir
 from lookalike.assets import CatalogData
-from lookalike.build.clean import nearest_other
+from lookalike.build.knn import nearest_other
 from lookalike.engine.hnsw import HnswIndex, HnswParams, exact_knn
 
 PHOTOS_PER_PERSON = 10

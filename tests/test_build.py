@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from lookalike.assets import AssetsError, CatalogData, Person, PhotoRecord, ThumbnailWriter
-from lookalike.build import build_embeddings as build_embeddings_module
+from lookalike.build import checkpoint as checkpoint_module
 from lookalike.build.build_embeddings import build_embeddings
 from lookalike.build.describe import QualityRules, describe_photo
 from lookalike.build.scan import CatalogError, scan
@@ -114,8 +114,8 @@ def test_unchanged_photos_are_not_read_again_and_changed_ones_are(
     assets = tmp_path / "assets"
     build_embeddings(photos, assets, jitters=0, progress=False)
     hashed: list[Path] = []
-    real = build_embeddings_module._sha256
-    monkeypatch.setattr(build_embeddings_module, "_sha256", lambda path: hashed.append(path) or real(path))
+    real = checkpoint_module.sha256_file
+    monkeypatch.setattr(checkpoint_module, "sha256_file", lambda path: hashed.append(path) or real(path))
     again = build_embeddings(photos, assets, jitters=0, progress=False)
     assert (again.computed, again.reused, hashed) == (0, 10, [])
 
@@ -212,7 +212,13 @@ def test_build_index_cli_checks_recall(tmp_path: Path) -> None:
 
 
 def test_store_refuses_pickled_vectors(tmp_path: Path) -> None:
-    CatalogData({"a": Person("a", "A")}, [], np.zeros((0, 128), np.float32)).save(tmp_path)
-    np.savez(tmp_path / "embeddings.npz", vectors=np.array([object()], dtype=object))
-    with pytest.raises(AssetsError, match=r"cannot read the catalog"):
+    catalog = CatalogData({"a": Person("a", "A")}, [], np.zeros((0, 128), np.float32))
+    catalog.save(tmp_path)
+    np.savez(
+        tmp_path / "embeddings.npz",
+        vectors=np.array([object()], dtype=object),
+        person_rows=catalog.person_rows(),
+        fingerprint=np.array(catalog.fingerprint()),
+    )
+    with pytest.raises(AssetsError, match=r"embeddings\.npz: damaged or not an npz file \(ValueError\)"):
         CatalogData.load(tmp_path)

@@ -15,20 +15,11 @@ import numpy as np
 import pytest
 
 from lookalike.assets import CatalogData
-from lookalike.build import clean as clean_module
+from lookalike.build import knn as knn_module
 from lookalike.build.build_embeddings import BuildReport, build_embeddings
-from lookalike.build.clean import (
-    DISAGREE,
-    DUPLICATE,
-    SAME_HUMAN,
-    WRONG_PERSON,
-    CleaningCache,
-    Neighbours,
-    clean,
-    nearest_other,
-    nearest_other_cached,
-    photo_keys,
-)
+from lookalike.build.clean import DISAGREE, DUPLICATE, SAME_HUMAN, WRONG_PERSON, clean
+from lookalike.build.knn import nearest_other
+from lookalike.build.neighbours import CleaningCache, Neighbours, nearest_other_cached, photo_keys
 from lookalike.build.report import REPORT_FILE
 
 LFW = Path(__file__).resolve().parents[2] / "shared" / "lfw"
@@ -270,8 +261,8 @@ def test_nearest_other_cached_equals_a_computation_from_scratch(real: tuple[list
 
 def test_nearest_other_cached_in_small_tiles_and_without_a_list_of_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Many tiles per block, and a person too large to list its pairs (codes compared tile by tile instead)."""
-    monkeypatch.setattr(clean_module, "_TILE", 4096)
-    monkeypatch.setattr(clean_module, "_ROWS", 64)
+    monkeypatch.setattr(knn_module, "_TILE", 4096)
+    monkeypatch.setattr(knn_module, "_ROWS", 64)
     rng = np.random.default_rng(3)
     vectors = rng.normal(size=(3000, 8)).astype(np.float32)
     codes = np.where(rng.random(3000) < 0.1, 0, rng.integers(1, 400, 3000))  # person 0: ~300 rows

@@ -27,8 +27,8 @@ from lookalike.engine.pool import (
     WorkerPool,
     WorkerStartError,
     WorkerTimeout,
-    imap_unordered,
 )
+from lookalike.engine.pool_map import imap_unordered
 from lookalike.errors import NoFace
 from testkit import pool_jobs
 from testkit.data import FACES

@@ -5,86 +5,65 @@ breaks it for good (BrokenProcessPool). Here each worker is one spawned process 
 task per worker takes jobs from a bounded queue and waits for the reply — or the process's exit, or the job's
 deadline — in a thread of the pool's own, so a lost worker costs only the job it was running and is replaced.
 
-Why not pebble's ProcessPool (``bench/pool.py``, side by side on 2 cores, pebble 5.2.3): it loses the whole pool
-when a worker dies while no job is running (every later job: RuntimeError "Unexpected error within the Pool"); a
-job past its timeout gets SIGTERM and 3 s later SIGKILL, so for one stuck in native code the error comes 3.1 s and
-a next job 3.3 s after the deadline (2 ms and 0.18 s here: SIGKILL at once); it notices a kill or a deadline by
-polling every 0.1 s (error 29 ms after kill -9 vs 2.8 ms, 35 ms after the deadline vs 1.9 ms). A next job after
-either takes ~0.2 s in both: a fresh spawn. Overhead is no reason either way (round trip with 100 KB in, 50 KB out:
-0.34 vs 0.19 ms; small jobs on 2 workers: 7,900 vs 9,000/s, noisy). Its workers also share one pipe under a lock,
-so a worker killed while holding it stalls the others (pebble issue #163).
+Why not pebble's ProcessPool (``bench/pool.py``; bench/RESULTS.md, "Worker pool: ours against pebble"): it loses the
+whole pool when a worker dies while no job is running (every later job: RuntimeError "Unexpected error within the
+Pool"); a job past its timeout gets SIGTERM and only seconds later SIGKILL, so one stuck in native code holds its
+worker that long; it notices a kill or a deadline by polling, not at once. Overhead is no reason either way. Its
+workers also share one pipe under a lock, so a worker killed while holding it stalls the others (pebble issue #163).
 
-The catalog build uses the same workers through ``imap_unordered``: synchronous, and a photo that crashes or
-hangs its worker costs that photo only.
-
-A job is a top-level function and picklable arguments; pickle only ever crosses our own pipes. Exceptions keep
-their type (the worker's traceback is attached as ``__cause__``); one that cannot make the trip becomes
-RemoteError. As with any "spawn" pool, workers re-import the main module: start the program with ``python -m``
-or behind ``if __name__ == "__main__"``.
+A job is a top-level function and picklable arguments (``lookalike/engine/pool_worker.py``). Exceptions keep their
+type (the worker's traceback is attached as ``__cause__``); one that cannot make the trip becomes RemoteError. As
+with any "spawn" pool, workers re-import the main module: start the program with ``python -m`` or behind
+``if __name__ == "__main__"``. Synchronous code (the catalog build) uses the pool through
+``lookalike.engine.pool_map.imap_unordered``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import multiprocessing
 import os
 import pickle
-import signal
-import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from enum import Enum, StrEnum
-from multiprocessing.connection import Connection, wait
+from enum import StrEnum
 from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any, TypeVar
 
+from lookalike.engine.pool_errors import (
+    PoolBusy,
+    PoolClosed,
+    PoolError,
+    RemoteError,
+    RemoteTraceback,
+    WorkerDied,
+    WorkerStartError,
+    WorkerTimeout,
+)
+from lookalike.engine.pool_worker import PROTOCOL, Outcome, Worker, worker_main
+
+__all__ = [  # the pool's public face: callers import its errors from here too
+    "PoolBusy",
+    "PoolClosed",
+    "PoolError",
+    "PoolEvent",
+    "RemoteError",
+    "RemoteTraceback",
+    "WorkerDied",
+    "WorkerPool",
+    "WorkerStartError",
+    "WorkerTimeout",
+]
+
 T = TypeVar("T")
-Item = TypeVar("Item")
 
 logger = logging.getLogger(__name__)
 
 STOP_GRACE = 5.0  # s an idle worker gets to exit after its pipe is closed, before it is killed
 RESPAWN_DELAY = 1.0  # s between attempts to start a replacement whose initializer keeps failing
-_PROTOCOL = pickle.HIGHEST_PROTOCOL
-
-
-class PoolError(Exception):
-    """Base for failures of the pool itself, as opposed to exceptions raised by the job."""
-
-
-class PoolBusy(PoolError):
-    """The queue is full: the caller should tell the user to try again a little later."""
-
-
-class PoolClosed(PoolError):
-    """The pool is not running, or was shut down before the job could finish."""
-
-
-class WorkerDied(PoolError):
-    """The process running the job exited (crash, kill, out of memory); a fresh one has taken its place."""
-
-
-class WorkerTimeout(PoolError):
-    """The job ran past its timeout; its worker was killed and replaced."""
-
-
-class WorkerStartError(PoolError):
-    """A worker process exited, hung or failed its initializer before it became ready."""
-
-
-class RemoteError(PoolError):
-    """The job failed with an exception (or returned a value) that could not be pickled back; its text is kept."""
-
-
-class RemoteTraceback(Exception):
-    """The worker-side traceback, attached as ``__cause__`` so logs show where in the worker a job failed."""
-
-    def __str__(self) -> str:
-        return f'\n"""\n{self.args[0]}"""'
 
 
 class PoolEvent(StrEnum):
@@ -95,13 +74,6 @@ class PoolEvent(StrEnum):
     TIMED_OUT = "timed_out"  # a job overran its timeout; its worker is being killed and replaced
     REJECTED = "rejected"  # run() raised PoolBusy
     START_FAILED = "start_failed"  # a replacement worker could not be started; retried after RESPAWN_DELAY
-
-
-class _Outcome(Enum):
-    OK = "ok"
-    ERROR = "error"
-    DIED = "died"
-    TIMED_OUT = "timed_out"
 
 
 @dataclass
@@ -117,91 +89,6 @@ class _Job:
     def fail(self, error: BaseException) -> None:
         if not self.future.done():
             self.future.set_exception(error)
-
-
-class _Worker:
-    """The parent's end of one worker process. Its methods block, so they run in the pool's threads."""
-
-    def __init__(self, process: BaseProcess, conn: Connection) -> None:
-        self.process = process
-        self.conn = conn
-
-    def wait_ready(self, timeout: float) -> str | None:
-        """None once the worker has run its initializer, else why it never will."""
-        try:
-            if not wait([self.conn, self.process.sentinel], timeout):
-                return f"not ready after {timeout} s"
-            status, detail = self.conn.recv()
-        except (EOFError, OSError):
-            self.process.join(1.0)
-            return f"exited during start-up (exit code {self.process.exitcode})"
-        return None if status == "ready" else f"initializer failed:\n{detail}"
-
-    def call(self, request: bytes, timeout: float | None) -> tuple[_Outcome, Any]:
-        """Send one job and wait for its reply, the process's exit, or the deadline, whichever comes first."""
-        try:
-            self.conn.send_bytes(request)
-            ready = wait([self.conn, self.process.sentinel], timeout)
-            if not ready:
-                return _Outcome.TIMED_OUT, None
-            if self.conn in ready:  # read even if the process has exited too: it may have replied first
-                return _decode_reply(self.conn.recv_bytes())
-        except (EOFError, OSError):  # broken pipe or end of file: the process is gone
-            pass
-        self.process.join(1.0)
-        return _Outcome.DIED, self.process.exitcode
-
-
-def _decode_reply(data: bytes) -> tuple[_Outcome, Any]:
-    try:
-        reply = pickle.loads(data)
-    except Exception as exc:
-        return _Outcome.ERROR, RemoteError(f"the job's reply could not be unpickled: {exc!r}")
-    if reply[0] == "ok":
-        return _Outcome.OK, reply[1]
-    _, error, text = reply
-    error.__cause__ = RemoteTraceback(text)
-    return _Outcome.ERROR, error
-
-
-def _worker_main(conn: Connection, initializer: Callable[[], object] | None) -> None:
-    """A worker process: run the initializer, report ready, then serve jobs until the parent closes the pipe."""
-    # Ctrl-C reaches the whole process group; stopping is the parent's call, so that running jobs can finish.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        if initializer is not None:
-            initializer()
-    except Exception:
-        conn.send(("failed", traceback.format_exc()))
-        return
-    conn.send(("ready", None))
-    while True:
-        try:
-            request = conn.recv_bytes()
-            conn.send_bytes(_execute(request))
-        except (EOFError, OSError):  # the parent closed the pipe (shutdown) or is gone
-            return
-
-
-def _execute(request: bytes) -> bytes:
-    """Run one pickled ``(func, args)`` and pickle what came of it."""
-    try:
-        func, args = pickle.loads(request)
-        return pickle.dumps(("ok", func(*args)), _PROTOCOL)
-    except Exception as exc:
-        return _error_reply(exc)
-
-
-def _error_reply(error: Exception) -> bytes:
-    """The pickled exception, or a RemoteError with its text if it would not survive the trip."""
-    text = "".join(traceback.format_exception(error))
-    try:
-        data = pickle.dumps(("error", error, text), _PROTOCOL)
-        pickle.loads(data)  # some exceptions pickle but cannot be rebuilt (an __init__ with other arguments)
-        return data
-    except Exception:
-        summary = traceback.format_exception_only(error)[-1].strip()
-        return pickle.dumps(("error", RemoteError(summary), text), _PROTOCOL)
 
 
 class WorkerPool:
@@ -280,7 +167,7 @@ class WorkerPool:
             raise RuntimeError("a WorkerPool can be started only once")
         loop = asyncio.get_running_loop()
         started = await asyncio.gather(*(self._start_worker() for _ in range(self._size)), return_exceptions=True)
-        workers = [w for w in started if isinstance(w, _Worker)]
+        workers = [w for w in started if isinstance(w, Worker)]
         if len(workers) < self._size:
             await asyncio.gather(*(loop.run_in_executor(self._threads, self._retire, w, 0.0) for w in workers))
             raise next(e for e in started if isinstance(e, BaseException))
@@ -295,7 +182,7 @@ class WorkerPool:
         """
         if not self._slots or self._closing:
             raise PoolClosed("the pool is not running")
-        request = pickle.dumps((func, args), _PROTOCOL)
+        request = pickle.dumps((func, args), PROTOCOL)
         if self.full:
             self.rejected += 1
             self._emit(PoolEvent.REJECTED)
@@ -335,7 +222,7 @@ class WorkerPool:
         for process in list(self._processes):
             process.kill()
 
-    async def _serve(self, worker: _Worker) -> None:
+    async def _serve(self, worker: Worker) -> None:
         """One slot: run queued jobs on its worker one at a time, replacing the worker whenever it is lost."""
         loop = asyncio.get_running_loop()
         try:
@@ -349,13 +236,13 @@ class WorkerPool:
                     outcome, value = await loop.run_in_executor(self._threads, worker.call, job.request, job.timeout)
                 finally:
                     self._busy -= 1
-                if outcome is _Outcome.OK:
+                if outcome is Outcome.OK:
                     job.succeed(value)
-                elif outcome is _Outcome.ERROR:
+                elif outcome is Outcome.ERROR:
                     job.fail(value)
                 elif self._aborting:
                     job.fail(PoolClosed("the pool was shut down before the job finished"))
-                elif outcome is _Outcome.DIED:
+                elif outcome is Outcome.DIED:
                     job.fail(WorkerDied(f"the worker exited (exit code {value}) while running the job"))
                     worker = await self._replace(worker, PoolEvent.DIED)
                 else:
@@ -363,7 +250,7 @@ class WorkerPool:
                     worker = await self._replace(worker, PoolEvent.TIMED_OUT)
                 # Let go of the job before waiting for the next one: its request (a photo, pickled) and its future
                 # (whose exception's traceback holds the caller's arguments) would otherwise stay alive while the
-                # slot idles — measured: ~75 MB per 19 MB photo, per slot, after a burst.
+                # slot idles: several times a large photo's size, per slot, after a burst (bench/burst.py).
                 del job, value
         finally:
             await loop.run_in_executor(self._threads, self._retire, worker, STOP_GRACE)
@@ -375,7 +262,7 @@ class WorkerPool:
         finally:
             self._idle -= 1
 
-    async def _replace(self, worker: _Worker, event: PoolEvent) -> _Worker:
+    async def _replace(self, worker: Worker, event: PoolEvent) -> Worker:
         """Kill ``worker`` and start a fresh one, retrying while that fails; gives up only if the pool is aborting."""
         self.restarts += 1
         self._emit(event)
@@ -392,29 +279,29 @@ class WorkerPool:
                 await asyncio.sleep(RESPAWN_DELAY)
         return worker  # dead; its slot gets a stop marker next and fails nothing more
 
-    async def _start_worker(self) -> _Worker:
+    async def _start_worker(self) -> Worker:
         worker = await asyncio.get_running_loop().run_in_executor(self._threads, self._spawn)
         logger.debug("worker %s ready", worker.process.pid)  # "ready" (service) or "replacement" say it
         self._emit(PoolEvent.STARTED)
         return worker
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self) -> Worker:
         """Start one worker process and wait until it has run the initializer (blocks: runs in a pool thread)."""
         conn, child_conn = self._context.Pipe()
         process = self._context.Process(
-            target=_worker_main, args=(child_conn, self._initializer), name="lookalike-worker", daemon=True
+            target=worker_main, args=(child_conn, self._initializer), name="lookalike-worker", daemon=True
         )
         process.start()
         self._processes.add(process)
         child_conn.close()  # so the parent sees end of file if the child goes away
-        worker = _Worker(process, conn)
+        worker = Worker(process, conn)
         problem = worker.wait_ready(self._start_timeout)
         if problem is not None:
             self._retire(worker, 0.0)
             raise WorkerStartError(f"worker {process.pid} {problem}")
         return worker
 
-    def _retire(self, worker: _Worker, grace: float) -> None:
+    def _retire(self, worker: Worker, grace: float) -> None:
         """Close the pipe (an idle worker exits on end of file), wait ``grace`` s, then kill (blocks: pool thread)."""
         worker.conn.close()
         worker.process.join(grace)
@@ -429,57 +316,3 @@ class WorkerPool:
                 self._on_event(event)
             except Exception:  # a broken metrics hook must not take a slot down with it
                 logger.exception("pool on_event hook failed for %s", event)
-
-
-def imap_unordered(
-    func: Callable[[Item], T],
-    items: Iterable[Item],
-    workers: int,
-    initializer: Callable[[], object] | None = None,
-    timeout: float | None = None,
-) -> Iterator[tuple[Item, T | Exception]]:
-    """Yield ``(item, func(item))`` for every item, in completion order, from synchronous code (the catalog build).
-
-    An item whose job raised, crashed its worker (WorkerDied) or ran past ``timeout`` seconds (WorkerTimeout) comes
-    with the exception instead, and the others carry on. ``workers`` > 1: a WorkerPool of that many (at most one per
-    item), fed ``2 * workers`` items at a time so large inputs are not all pickled up front. ``workers`` <= 1: in
-    this process, no pool to start (the initializer runs here; no crash isolation, ``timeout`` not enforced).
-    Must not be called from a thread that runs an event loop.
-    """
-    items = list(items)
-    if workers <= 1:
-        if initializer is not None and items:
-            initializer()
-        for item in items:
-            try:
-                yield item, func(item)
-            except Exception as exc:
-                yield item, exc
-        return
-    if not items:
-        return
-    loop = asyncio.new_event_loop()
-    pool = WorkerPool(min(workers, len(items)), initializer, queue_size=2 * workers)
-
-    async def one(item: Item) -> tuple[Item, T | Exception]:
-        try:
-            return item, await pool.run(func, item, timeout=timeout)
-        except Exception as exc:
-            return item, exc
-
-    todo = iter(items)
-    pending: set[asyncio.Task[tuple[Item, T | Exception]]] = set()
-    try:
-        loop.run_until_complete(pool.start())
-        while True:
-            pending |= {loop.create_task(one(item)) for item in itertools.islice(todo, 2 * workers - len(pending))}
-            if not pending:
-                return
-            done, pending = loop.run_until_complete(asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED))
-            for task in done:
-                yield task.result()
-    finally:
-        for task in pending:  # the caller stopped early: running jobs get STOP_GRACE, then their workers are killed
-            task.cancel()
-        loop.run_until_complete(pool.close(STOP_GRACE))
-        loop.close()
