@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Operators: describe photos/ into assets/embeddings.* (incremental), then run build_index.py.
+"""Operators: describe photos/ into the built catalog in assets/ (incremental), then run build_index.py.
 
 The same as ``python -m lookalike build``; ``--help`` lists the flags.
 """

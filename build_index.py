@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Operators: build the HNSW index and the similarity calibration from assets/embeddings.*.
+"""Operators: build the HNSW index and the similarity calibration from the built catalog in assets/.
 
 The same as ``python -m lookalike index``; ``--help`` lists the flags.
 """

@@ -1,4 +1,4 @@
-"""``python -m lookalike {bot,build,index,match} …``: see lookalike/cli.py."""
+"""``lookalike {bot,build,index,match,blend} …`` (the console script) or ``python -m lookalike …``: see cli.py."""
 
 import sys
 
