@@ -14,6 +14,7 @@
 #   --build-context dlib=DIR                    skip the compile: reuse a dlib wheel built before on the same
 #                                               distribution (DIR/wheels/ holds dlib-*.whl and runtime-debs.txt, the
 #                                               Debian packages of the libraries it links); tested with podman 4.3
+# Try it:  docker run -d -e TELEGRAM_TOKEN=... lookalike       # nothing mounted: the shipped default catalog
 # Catalog: docker run --rm -v $PWD/photos:/app/photos:ro -v $PWD/assets:/app/assets lookalike \
 #            sh -c "python build_embeddings.py && python build_index.py"
 # Run (polling): docker run -d --restart=unless-stopped --stop-timeout 60 -e TELEGRAM_TOKEN=... \
@@ -50,19 +51,13 @@ RUN python3 -m venv /opt/build && /opt/build/bin/pip install --no-cache-dir --qu
 
 # --- the runtime image
 FROM ${BASE}
-# OpenBLAS kernels. Debian bookworm's OpenBLAS 0.3.21 does not know CPUs newer than 2022 (e.g. Xeon "Emerald
-# Rapids", family 6 model 207) and falls back to its slowest x86-64 kernels ("Prescott", SSE3): the descriptor then
-# takes 2.5-4x longer (OPENBLAS_VERBOSE=2 prints the choice). Haswell = AVX2/FMA, the baseline dlib is compiled for
-# (DLIB_MARCH=x86-64-v3); SkylakeX is faster on AVX-512 servers. Change it together with DLIB_MARCH.
-ARG OPENBLAS_CORETYPE=Haswell
-
-# One BLAS thread per process: the bot runs one worker process per core (N workers on N cores), and OpenBLAS's
-# own threads would only fight them for the same cores. OpenBLAS reads these when it is loaded: set them here.
+# OpenBLAS's kernels and threads: lookalike/engine/dlib_runtime.py sets them just before dlib loads, in every process
+# (bot workers, builds, Dask workers, the CLI), as it does outside the image: one BLAS thread per process, and the
+# kernels for the CPU, since Debian bookworm's OpenBLAS 0.3.21 falls back to its slowest ones on CPUs newer than
+# itself. Set OPENBLAS_CORETYPE / OPENBLAS_NUM_THREADS with -e to override.
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH \
-    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE} \
-    LOOKALIKE_ASSETS=/app/assets LOOKALIKE_PHOTOS=/app/photos LOOKALIKE_FEEDBACK_DB=/app/data/feedback.sqlite3 \
-    LOOKALIKE_LOG_FORMAT=json
+    LOOKALIKE_FEEDBACK_DB=/app/data/feedback.sqlite3 LOOKALIKE_LOG_FORMAT=json
 
 WORKDIR /app
 # The runtime requirements are requirements.txt above "# Development", without dlib-bin (dlib comes next).
@@ -80,8 +75,15 @@ RUN apt-get update \
     && pip install --quiet --no-deps /tmp/wheels/dlib-*.whl && rm -rf /tmp/wheels \
     && python -c "import dlib; assert dlib.DLIB_USE_BLAS, 'dlib without BLAS'; print('dlib', dlib.__version__, 'BLAS on')"
 
+# The package, installed editable where it stands, so that /app is the project root as in a clone: photos/ and
+# assets/ are the defaults (relative to WORKDIR), and the shipped default catalog sits in /app/catalogs/.
+COPY pyproject.toml bot.py build_embeddings.py build_index.py ./
 COPY lookalike/ lookalike/
-COPY bot.py build_embeddings.py build_index.py ./
+COPY catalogs/ catalogs/
+RUN pip install --quiet --no-deps --editable . \
+    && python build_embeddings.py --quiet && python build_index.py >/dev/null
+# With nothing mounted (empty photos/ and assets/ volumes) the bot serves the default catalog built just above, at
+# once; a volume with your own photos or built assets wins, as in a clone (lookalike/settings.py).
 
 RUN useradd --system --uid 10001 --home /app lookalike && mkdir -p /app/assets /app/photos /app/data \
     && chown -R lookalike /app/assets /app/data

@@ -31,17 +31,17 @@ lint: setup
 
 # Benchmarks (bench/README.md): all figures of bench/RESULTS.md and its plots, regenerated in one run.
 bench: setup
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench.run
 
 bench-quick: setup
-	$(BIN)/python bench/run.py --quick
+	$(BIN)/python -m bench.run --quick
 
 # Optional: replace dlib-bin with dlib compiled here as the Docker image does: against OpenBLAS, -O3, AVX2/FMA code
 # (x86-64-v3). Per photo ~2.2x faster than dlib-bin (bench/RESULTS.md, "dlib builds"); ~20-40 min on 2 cores.
 # Needs `apt-get install build-essential cmake pkg-config libopenblas-dev liblapack-dev libpng-dev libjpeg-dev`.
 # DLIB_MARCH=x86-64-v2 for CPUs without AVX2. A wheel already in DLIB_WHEELS is reused (delete it to rebuild).
-# Run with OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=Haswell (as the image does). A separate venv: `make dlib-fast
-# VENV=/tmp/venv-fast`. Undo: `.venv/bin/pip uninstall -y dlib && .venv/bin/pip install dlib-bin==20.0.1.post1`.
+# Nothing to export: lookalike/engine/dlib_runtime.py picks OpenBLAS's kernels and one thread before dlib loads.
+# A separate venv: `make dlib-fast VENV=/tmp/venv-fast`. Undo: `.venv/bin/pip uninstall -y dlib && .venv/bin/pip install dlib-bin==20.0.1.post1`.
 DLIB_VERSION ?= 20.0.1
 DLIB_MARCH ?= x86-64-v3
 DLIB_WHEELS ?= $(VENV)/dlib-fast

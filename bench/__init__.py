@@ -1,1 +1,1 @@
-"""Benchmarks: `python bench/run.py [--quick]` regenerates bench/RESULTS.md and the plots."""
+"""Benchmarks: `python -m bench.run [--quick]` regenerates bench/RESULTS.md and its plots (bench/README.md)."""

@@ -13,21 +13,19 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
 import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import dlib
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench/blend.py` puts bench/ first
-
 from bench.common import median, person_photos, table
-from lookalike.engine import blend
+from lookalike.engine import animation, blend
+from lookalike.engine.dlib_runtime import dlib
+from lookalike.errors import NoLandmarks
 
 BUDGET_S = 1.5  # CPU seconds per animation (the target)
 DETECTOR = dlib.get_frontal_face_detector()
@@ -65,7 +63,7 @@ def pairs(count: int) -> list[tuple[str, bytes, bytes]]:
             if crop is None:
                 continue
             blend.align_pair(crop, celeb_jpeg)
-        except blend.NoLandmarks:
+        except NoLandmarks:
             continue
         size = Image.open(io.BytesIO(celeb_jpeg)).size
         found.append((f"{user} → {celeb} ({size[0]}x{size[1]})", crop, celeb_jpeg))
@@ -87,9 +85,9 @@ def stages(samples: list[tuple[str, bytes, bytes]], repeats: int) -> None:
     for _ in range(repeats):
         for _label, user_jpeg, celeb_jpeg in samples:
             (user, celeb), *align = cpu_and_wall(blend.align_pair, user_jpeg, celeb_jpeg)
-            for fmt, (frames, fps) in blend.FORMATS.items():
+            for fmt, (frames, fps) in animation.FORMATS.items():
                 video, *warp = cpu_and_wall(blend.morph, user, celeb, frames)
-                data, *encode = cpu_and_wall(blend.encode_animation, video, fmt, fps)
+                data, *encode = cpu_and_wall(animation.encode, video, fmt, fps)
                 sizes[fmt].append(len(data))
                 for stage, (cpu, wall) in (("align", align), ("warp", warp), ("encode", encode)):
                     rows.setdefault(f"{fmt} {stage} cpu", []).append(cpu)
@@ -97,7 +95,7 @@ def stages(samples: list[tuple[str, bytes, bytes]], repeats: int) -> None:
                 rows.setdefault(f"{fmt} total cpu", []).append(align[0] + warp[0] + encode[0])
                 rows.setdefault(f"{fmt} total wall", []).append(align[1] + warp[1] + encode[1])
     out = []
-    for fmt, (frames, fps) in blend.FORMATS.items():
+    for fmt, (frames, fps) in animation.FORMATS.items():
         ms = {key.removeprefix(f"{fmt} "): median(v) * 1000 for key, v in rows.items() if key.startswith(fmt)}
         worst = max(rows[f"{fmt} total cpu"])
         out.append(
@@ -107,7 +105,7 @@ def stages(samples: list[tuple[str, bytes, bytes]], repeats: int) -> None:
                 f"{worst * 1000:.0f}",
                 f"{median(sizes[fmt]) / 1000:.0f} KB",
                 f"{max(sizes[fmt]) / 1000:.0f} KB",
-                "met" if worst <= BUDGET_S and max(sizes[fmt]) < blend.MAX_BYTES else "**missed**",
+                "met" if worst <= BUDGET_S and max(sizes[fmt]) < animation.MAX_BYTES else "**missed**",
             ]
         )
     headers = ["format", "align ms", "warp ms", "encode ms", "total ms", "worst total ms", "median size", "max size"]
@@ -123,7 +121,7 @@ def compare_encoders(samples: list[tuple[str, bytes, bytes]]) -> None:
     videos = {}
     for label, user_jpeg, celeb_jpeg in samples:
         user, celeb = blend.align_pair(user_jpeg, celeb_jpeg)
-        videos[label] = {fmt: blend.morph(user, celeb, frames) for fmt, (frames, _) in blend.FORMATS.items()}
+        videos[label] = {fmt: blend.morph(user, celeb, frames) for fmt, (frames, _) in animation.FORMATS.items()}
 
     def cpu() -> float:
         own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -153,7 +151,7 @@ def compare_encoders(samples: list[tuple[str, bytes, bytes]]) -> None:
             start = cpu()
             sizes.append(len(encode(video[fmt])))
             times.append(cpu() - start)
-        frames, fps = blend.FORMATS[fmt]
+        frames, fps = animation.FORMATS[fmt]
         rows.append(
             [
                 name,
@@ -170,7 +168,7 @@ def compare_encoders(samples: list[tuple[str, bytes, bytes]]) -> None:
 def _pyav(av: Any, frames: list[np.ndarray], preset: str) -> bytes:
     out = io.BytesIO()
     with av.open(out, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=Fraction(blend.FPS))
+        stream = container.add_stream("libx264", rate=Fraction(animation.FPS))
         stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
         stream.options = {"crf": "23", "preset": preset}
         stream.codec_context.thread_count = 1
@@ -186,7 +184,7 @@ def _imageio_ffmpeg(imageio_ffmpeg: Any, frames: list[np.ndarray]) -> bytes:
     writer = imageio_ffmpeg.write_frames(
         str(path),
         frames[0].shape[1::-1],
-        fps=blend.FPS,
+        fps=animation.FPS,
         codec="libx264",
         pix_fmt_out="yuv420p",
         quality=None,
@@ -214,7 +212,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compare", action="store_true", help="also time the encoder options")
     args = parser.parse_args()
-    _, load_cpu, load_wall = cpu_and_wall(blend._models)
+    _, load_cpu, load_wall = cpu_and_wall(blend.landmark_predictor)
     print(f"Models loaded once per process: {load_cpu * 1000:.0f} ms CPU ({load_wall * 1000:.0f} ms wall)\n")
     samples = pairs(args.pairs)
     print("Pairs: " + "; ".join(label for label, _, _ in samples) + "\n")

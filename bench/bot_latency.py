@@ -1,4 +1,4 @@
-"""Bot latency (item 5): simulated users send photos to the real bot through the fake Bot API server.
+"""Bot latency: simulated users send photos to the real bot through the fake Bot API server.
 
 Everything runs on loopback: ``testkit/fake_bot_api.py`` plays Telegram, ``testkit/running.py`` runs the real
 bot (``lookalike.telegram.app.serve``) in a thread with 2 workers. Photos arrive as a Poisson stream at RATES
@@ -44,7 +44,7 @@ def offer(api, photos: list[bytes], rate: float, seconds: float, first_user: int
 
 
 def run(quick: bool) -> list[Section]:
-    section = Section("Bot latency under load (item 5)")
+    section = Section("Bot latency under load")
     photos = [scaled_jpeg(p, 1280) for p in big_query_photos(12)]
     seconds = 15.0 if quick else 45.0
     results: dict[float, list[float]] = {}

@@ -1,4 +1,4 @@
-"""Bursts the bot must survive (issue 14): 80 large image files in two waves (memory), and ``kill -9`` mid-burst
+"""Bursts the bot must survive: 80 large image files in two waves (memory), and ``kill -9`` mid-burst
 (nothing lost, how many answered twice). ``bot.py`` runs as operators start it, against the fake Bot API."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def large_files(quick: bool) -> Section:
         answered = len(texts)
         busy = sum("busy" in t for t in texts)
     ok = peak < 600 * MB and settled_ok and answered == WAVES * per_wave
-    section = Section("Large-file burst (issue 14)")
+    section = Section("Large-file burst")
     section.add(
         f"{WAVES} waves of {per_wave} image files of {len(big) / MB:.0f} MB (no face), sent at once by different "
         f"users; 2 workers, `--photo-memory-mb 96` (default). RSS of the main process in MB: warm (after one photo), "
@@ -88,7 +88,7 @@ def kill_9(quick: bool) -> Section:
         api.wait_for(all_answered, timeout=600)
         bot.stop()
     lost, twice = sum(c == 0 for c in counts.values()), sum(c > 1 for c in counts.values())
-    section = Section("kill -9 mid-burst (issue 14)")
+    section = Section("kill -9 mid-burst")
     section.add(
         table(["photos", "lost", "answered twice"], [[len(asked), lost, twice]])
         + f"\n\n`bot.py` (2 workers) killed with SIGKILL after half of {len(asked)} photos were answered, then started "
@@ -101,3 +101,11 @@ def kill_9(quick: bool) -> Section:
 
 def run(quick: bool) -> list[Section]:
     return [large_files(quick), kill_9(quick)]
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    run(parser.parse_args().quick)

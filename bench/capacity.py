@@ -1,4 +1,4 @@
-"""Capacity model (item 6): cores for Telegram's ~30 replies/s, and a 1M-photo catalog build on N cores.
+"""Capacity model: cores for Telegram's ~30 replies/s, and a 1M-photo catalog build on N cores.
 
 Pure arithmetic over what the other sections measured in the same run, so the model moves with the numbers.
 """
@@ -10,6 +10,7 @@ from typing import Any
 
 from bench.common import Section, table
 
+TITLE = "Capacity model"
 TELEGRAM_REPLIES_PER_S = 30  # Telegram's global limit for one bot (bulk notifications)
 CATALOG_PHOTOS = 1_000_000
 BUILD_JITTERS = 10  # build_embeddings' default: the ResNet runs on 10 jittered copies of each chip
@@ -34,7 +35,7 @@ def per_catalog_size(section: Section, data: dict[str, Any], ours: dict[str, flo
 
 
 def run(data: dict[str, Any]) -> list[Section]:
-    section = Section("Capacity model (item 6)")
+    section = Section(TITLE)
     stages = data.get("stages", {}).get("1280")
     if not stages:
         section.add("Skipped: needs the pipeline section's 1280 px stage medians.")

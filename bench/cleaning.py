@@ -1,100 +1,255 @@
-#!/usr/bin/env python3
-"""Catalog cleaning on LFW (``../shared/lfw``): false flags on genuine photos, planted errors caught, and speed.
+"""Catalog cleaning on LFW (``../shared/lfw``): where the limits sit, false flags on genuine photos, planted errors
+caught, and speed on a real catalog.
 
-    .venv/bin/python bench/cleaning.py [--workers 2]
+    python -m bench.cleaning [--quick] [--workers 2]
 
 Every LFW photo is described as ``build_embeddings`` describes a catalog photo (``describe_photo``, jitters=0,
-quality rules on; ~20 min on 2 cores the first time), cached in ``$LOOKALIKE_CLEAN_CACHE`` (default
-/tmp/clean_cache/lfw_catalog_j0.npz: ``paths``, ``vectors``, NaN rows for photos without a usable face). Then
-``lookalike.build.clean.clean`` runs on:
+quality rules on; ~20 min on 2 cores the first time; cached by ``bench/make_reference_faces.py``'s ``describe``).
+Then:
 
-- LFW as it is: genuine photos of people with ≥3 photos that get left out are false flags (LFW has a few real
-  label errors and duplicates of its own: they count as false flags here);
-- LFW with planted errors, on disjoint random people (seeded): a photo moved from person B to person A (wrong
-  person), a photo of a person with ≥3 photos copied under another person (duplicate), people split under two
-  names (same human: ≥4 photos split in halves, and 2–3 photos split 1 + the rest);
-- a synthetic catalog of 100k photos (20k people × 5, LFW-like spreads) for time;
-- incremental builds (``--incremental`` runs only this): a full ``clean`` against ``clean`` with the previous
-  build's cache after one person of 10 photos is added, at 100k and 1M synthetic photos (``bench/index_scale.py``'s
-  ``synthesize``: 10 per person around real dev-set descriptors).
-Prints Markdown tables.
+- the distances the limits of ``lookalike.build.clean`` are set against: every pair of photos of one person and of
+  different people, copies of photos (re-encoded, resized, cropped, mirrored: described afresh), and the pairs closer
+  than DUPLICATE_LIMIT;
+- the wrong-person score against its variants (unscaled; median distance instead of the distance to the mean),
+  each at the limit that flags as many genuine photos as the shipped one, on LFW as it is and with planted photos;
+- ``clean`` on LFW as it is: genuine photos of people with ≥3 photos that get left out are false flags (LFW has a
+  few real label errors and duplicates of its own: they count as false flags here);
+- ``clean`` on LFW with planted errors, on disjoint random people (seeded): a photo moved from person B to person A
+  (wrong person), a photo of a person with ≥3 photos copied under another person (duplicate), people split under two
+  names (same human: ≥4 photos split in halves, and 2–3 photos split 1 + the rest).
+
+Times at 100k and 1M photos: ``bench/cleaning_scale.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import multiprocessing
-import os
-import sys
-import tempfile
-import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageOps
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench.common import Section, median, percentile, table, timed
+from bench.make_reference_faces import describe
+from lookalike.build.clean import (
+    DISAGREE,
+    DUPLICATE,
+    DUPLICATE_LIMIT,
+    PAIR_LIMIT,
+    SAME_HUMAN,
+    WRONG_LIMIT,
+    WRONG_PERSON,
+    clean,
+)
+from testkit.data import LFW
 
-from lookalike.build.clean import DISAGREE, DUPLICATE, PAIR_LIMIT, SAME_HUMAN, WRONG_PERSON, clean  # noqa: E402
-from lookalike.build.neighbours import KEY, CleaningCache, Neighbours, mean_key, photo_keys  # noqa: E402
-
-LFW = ROOT.parent / "shared" / "lfw"
-CACHE = Path(os.environ.get("LOOKALIKE_CLEAN_CACHE", "/tmp/clean_cache/lfw_catalog_j0.npz"))
 PLANTS = 100  # of each kind
+COPIES = 96  # LFW photos copied each way (24 with --quick)
+SCORE_PLANTS = 2000  # B's photo among A's, for the wrong-person score's variants (arithmetic only)
+COPY_KINDS: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "re-encoded (JPEG q60)": lambda im: im,
+    "shrunk to 60%": lambda im: im.resize((round(im.width * 0.6), round(im.height * 0.6)), Image.Resampling.LANCZOS),
+    "enlarged 2×": lambda im: im.resize((im.width * 2, im.height * 2), Image.Resampling.LANCZOS),
+    "cropped 8% (4% each side)": lambda im: im.crop(
+        (round(im.width * 0.04), round(im.height * 0.04), round(im.width * 0.96), round(im.height * 0.96))
+    ),
+    "mirrored": ImageOps.mirror,
+}
 
 
-def _describe(path: str) -> np.ndarray:
+def _describe(data: bytes) -> np.ndarray:
+    """A catalog photo's descriptor (jitters 0), NaN if the build would skip the photo."""
     from lookalike.build.describe import describe_photo
 
-    described = describe_photo(Path(path).read_bytes(), 0)
+    described = describe_photo(data, 0)
     return np.full(128, np.nan, np.float32) if described.vector is None else described.vector
 
 
-def descriptors(paths: list[str], workers: int) -> np.ndarray:
-    """Catalog descriptors (jitters=0) of ``paths``, NaN rows where the photo is skipped; cached in CACHE."""
+def describe_all(photos: list[bytes], workers: int) -> list[np.ndarray]:
+    """``_describe`` of photos that are no files (copies made here, never cached), on ``workers`` spawned
+    processes with the models loaded once each."""
     from lookalike.engine.analysis import analyzer
 
-    known: dict[str, np.ndarray] = {}
-    if CACHE.exists():
-        with np.load(CACHE, allow_pickle=False) as npz:
-            known = dict(zip(npz["paths"].tolist(), npz["vectors"]))
-    todo = [p for p in paths if p not in known]
-    if todo:
-        print(f"describing {len(todo)} LFW photos with {workers} workers (cached in {CACHE})", flush=True)
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=analyzer) as pool:
-            known.update(zip(todo, pool.map(_describe, todo, chunksize=8)))
-        CACHE.parent.mkdir(parents=True, exist_ok=True)
-        tmp = CACHE.with_name(CACHE.stem + ".tmp.npz")
-        np.savez(tmp, paths=np.array(list(known)), vectors=np.stack(list(known.values())).astype(np.float32))
-        tmp.replace(CACHE)
-    return np.stack([known[p] for p in paths]).astype(np.float32)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=analyzer) as pool:
+        return list(pool.map(_describe, photos, chunksize=8))
 
 
-def lfw(workers: int) -> tuple[list[str], list[str], list[str], np.ndarray]:
-    """Photos with a usable face: persons, sha256s, paths (relative to LFW), descriptors."""
+def lfw(workers: int) -> tuple[list[str], list[str], list[str], np.ndarray, int]:
+    """Photos with a usable face: persons, sha256s, paths (relative to LFW), descriptors; and how many photos in all."""
     paths = sorted(str(p) for p in LFW.glob("*/*.jpg"))
-    vectors = descriptors(paths, workers)
+    vectors = describe([Path(p) for p in paths], "catalog", 0, workers)
     ok = ~np.isnan(vectors).any(axis=1)
     kept = [p for p, k in zip(paths, ok) if k]
     persons = [Path(p).parent.name for p in kept]
     shas = [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in kept]
-    print(f"{len(kept)} of {len(paths)} LFW photos have a usable face", flush=True)
-    return persons, shas, [str(Path(p).relative_to(LFW)) for p in kept], vectors[ok]
+    return persons, shas, [str(Path(p).relative_to(LFW)) for p in kept], vectors[ok], len(paths)
 
 
-def _timed(persons, shas, vectors, labels=None, cache=None):
-    start = time.perf_counter()
-    result = clean(persons, shas, vectors, labels, cache=cache)
-    return result, time.perf_counter() - start
+def pair_distances(persons: list[str], vectors: np.ndarray, block: int = 512) -> tuple[np.ndarray, np.ndarray, list]:
+    """Distances of every pair of photos: (one person's pairs, different people's pairs, [(i, j, d) closer than
+    DUPLICATE_LIMIT]), in blocks of rows (the whole matrix of 5,596 photos would be 125 MB at once)."""
+    codes = np.unique(np.array(persons), return_inverse=True)[1]
+    sq = np.einsum("ij,ij->i", vectors, vectors)
+    same, other, close = [], [], []
+    for b0 in range(0, len(vectors), block):
+        rows = np.arange(b0, min(len(vectors), b0 + block))
+        d2 = sq[rows, None] + sq[None, :] - 2.0 * (vectors[rows] @ vectors.T)
+        d = np.sqrt(np.maximum(d2, 0.0))
+        upper = np.arange(len(vectors))[None, :] > rows[:, None]  # each pair once
+        one = codes[rows, None] == codes[None, :]
+        same.append(d[upper & one])
+        other.append(d[upper & ~one])
+        for i, j in zip(*np.nonzero(upper & (d < DUPLICATE_LIMIT))):
+            a, b = int(rows[i]), int(j)
+            close.append((a, b, float(np.linalg.norm(vectors[a] - vectors[b]))))
+    return np.concatenate(same), np.concatenate(other), close
 
 
-def genuine(persons: list[str], shas: list[str], labels: list[str], vectors: np.ndarray) -> list[str]:
-    result, seconds = _timed(persons, shas, vectors, labels)
+def copies(paths: list[str], vectors: np.ndarray, count: int, workers: int) -> list[list[str]]:
+    """``count`` random LFW photos copied each way of COPY_KINDS, described afresh: distance to the original."""
+    chosen = np.random.default_rng(2).choice(len(paths), size=min(count, len(paths)), replace=False)
+    jobs: list[bytes] = []
+    for i in chosen:
+        with Image.open(LFW / paths[i]) as im:
+            photo = im.convert("RGB")
+        for change in COPY_KINDS.values():
+            out = io.BytesIO()
+            change(photo).save(out, "JPEG", quality=60 if change is COPY_KINDS["re-encoded (JPEG q60)"] else 90)
+            jobs.append(out.getvalue())
+    described = np.stack(describe_all(jobs, workers)).reshape(len(chosen), len(COPY_KINDS), -1)
+    rows = []
+    for k, kind in enumerate(COPY_KINDS):
+        found = ~np.isnan(described[:, k]).any(axis=1)
+        d = np.linalg.norm(described[found, k] - vectors[chosen[found]], axis=1)
+        beyond = int((d >= DUPLICATE_LIMIT).sum())
+        rows.append([kind, f"{found.sum()} / {len(chosen)}", f"{median(list(d)):.3f}", f"{d.max():.3f}", beyond])
+    return rows
+
+
+def limits(persons: list[str], labels: list[str], vectors: np.ndarray, quick: bool, workers: int) -> str:
+    """Where the limits sit: distances between LFW photos of one person, of different people, and of copies."""
+    same, other, close = pair_distances(persons, vectors)
+    rows = [
+        [
+            "one person's photos",
+            f"{len(same):,}",
+            f"{median(list(same)):.3f}",
+            f"{percentile(same, 1):.3f}",
+            f"{percentile(same, 99):.3f}",
+            "–",
+            f"{100 * (same > PAIR_LIMIT).mean():.1f}%",
+        ],
+        [
+            "different people",
+            f"{len(other):,}",
+            f"{median(list(other)):.3f}",
+            f"{percentile(other, 1):.3f}",
+            f"{percentile(other, 99):.3f}",
+            f"{percentile(other, 1e-4):.3f}",
+            f"{100 * (other > PAIR_LIMIT).mean():.1f}%",
+        ],
+    ]
+    text = (
+        table(
+            ["L2 distance", "pairs", "median", "1st pct", "99th pct", "millionth", f"> PAIR_LIMIT {PAIR_LIMIT}"],
+            rows,
+        )
+        + f"\n\nCopies of a photo ({COPIES // 4 if quick else COPIES} random LFW photos, each copy described afresh; "
+        "distance to the original):\n\n"
+        + table(
+            ["copy", "face found", "median", "max", f"≥ DUPLICATE_LIMIT {DUPLICATE_LIMIT}"],
+            copies(labels, vectors, COPIES // 4 if quick else COPIES, workers),
+        )
+    )
+    across = [f"{labels[a]} / {labels[b]}: {d:.2f}" for a, b, d in close if persons[a] != persons[b]]
+    return (
+        text
+        + f"\n\nPairs of LFW photos closer than DUPLICATE_LIMIT ({DUPLICATE_LIMIT}): {len(close) - len(across)} of "
+        f"one person's photos, {len(across)} of different people" + (f" ({'; '.join(across)})." if across else ".")
+    )
+
+
+def wrong_person_scores(persons: list[str], vectors: np.ndarray) -> str:
+    """The shipped wrong-person score (distance to the mean of the person's other photos, scaled by sqrt(k/(k+1)))
+    against its variants, each at the limit that flags the same share of genuine photos as the shipped limit does:
+    genuine photos flagged among 3-photo people and the rest, and planted photos caught (B's photo among A's).
+    One pass, no photo removed (the shipped rule then scores the rest again without the worst)."""
+    rows_of: dict[str, list[int]] = {}
+    for i, p in enumerate(persons):
+        rows_of.setdefault(p, []).append(i)
+    people = [p for p, rows in rows_of.items() if len(rows) >= 3]
+
+    def scores(others: np.ndarray, photo: np.ndarray) -> dict[str, float]:
+        k = len(others)
+        to_mean = float(np.linalg.norm(photo - others.mean(axis=0)))
+        return {
+            "distance to the mean of the others × sqrt(k/(k+1)) (shipped)": np.sqrt(k / (k + 1)) * to_mean,
+            "distance to the mean of the others, unscaled": to_mean,
+            "median distance to each other photo": float(np.median(np.linalg.norm(others - photo, axis=1))),
+        }
+
+    genuine: dict[str, list[float]] = {}
+    three: list[bool] = []
+    for p in people:
+        v = vectors[rows_of[p]]
+        for j in range(len(v)):
+            for name, score in scores(np.delete(v, j, axis=0), v[j]).items():
+                genuine.setdefault(name, []).append(score)
+            three.append(len(v) == 3)
+    rng = np.random.default_rng(3)
+    planted: dict[str, list[float]] = {}
+    everyone = list(rows_of)
+    for _ in range(SCORE_PLANTS):
+        a = people[rng.integers(len(people))]
+        b = everyone[rng.integers(len(everyone))]
+        if a != b:
+            for name, score in scores(vectors[rows_of[a]], vectors[rng.choice(rows_of[b])]).items():
+                planted.setdefault(name, []).append(score)
+    is3 = np.array(three)
+    shipped = next(iter(genuine))
+    share = float((np.array(genuine[shipped]) > WRONG_LIMIT).mean())
+    rows = []
+    for name, values in genuine.items():
+        g = np.array(values)
+        limit = WRONG_LIMIT if name == shipped else float(np.quantile(g, 1 - share))
+        flagged = g > limit
+        rows.append(
+            [
+                name,
+                f"{limit:.3f}",
+                f"{100 * flagged.mean():.2f}%",
+                f"{100 * flagged[is3].mean():.2f}% of {is3.sum()}",
+                f"{100 * flagged[~is3].mean():.2f}% of {(~is3).sum()}",
+                f"{100 * (np.array(planted[name]) > limit).mean():.1f}% of {len(planted[name])}",
+            ]
+        )
+    return table(
+        [
+            "wrong-person score",
+            "limit",
+            "genuine flagged (≥3 photos)",
+            "… of 3-photo people",
+            "… of people with ≥4",
+            "planted caught",
+        ],
+        rows,
+    ) + (
+        "\n\nOne pass over LFW as it is (its own label errors count as genuine), no photo removed; each variant's "
+        f"limit flags the same share of genuine photos as WRONG_LIMIT ({WRONG_LIMIT}) does with the shipped score. "
+        "Planted: a random photo of another person B scored among the photos of A."
+    )
+
+
+def genuine(persons: list[str], shas: list[str], labels: list[str], vectors: np.ndarray) -> tuple[str, list[str]]:
+    """LFW as it is: what cleaning leaves out and reports (a list), and the counts (table rows)."""
+    result, seconds = timed(clean, persons, shas, vectors, labels)
     size = Counter(persons)
     big = sum(1 for p in persons if size[p] >= 3)
     flagged = [(i, why) for i, why in result.excluded if size[persons[i]] >= 3]
@@ -102,15 +257,10 @@ def genuine(persons: list[str], shas: list[str], labels: list[str], vectors: np.
     pairs = [s for s in result.suspicious if s[0] != s[1]]
     two = [s for s in result.suspicious if s[0] == s[1]]
     n_two = sum(1 for c in size.values() if c == 2)
-    print("\n#### LFW as it is\n")
-    for i, why in flagged:
-        print(f"- flagged {labels[i]}: {why}")
-    for i, why in result.excluded:
-        if size[persons[i]] < 3:
-            print(f"- left out {labels[i]}: {why}")
-    for a, b, d, _ in pairs:
-        print(f"- same human? {a} / {b}: {d:.2f}")
-    return [
+    found = [f"- flagged {labels[i]}: {why}" for i, why in flagged]
+    found += [f"- left out {labels[i]}: {why}" for i, why in result.excluded if size[persons[i]] < 3]
+    found += [f"- same human? {a} / {b}: {d:.2f}" for a, b, d, _ in pairs]
+    return "\n".join(found), [
         f"| LFW as it is | genuine photos of people with ≥3 photos left out | **{len(flagged)} / {big} = "
         f"{100 * len(flagged) / big:.2f}%** |",
         f"| | left out, all people (by reason) | {dict(kinds)} |",
@@ -122,6 +272,7 @@ def genuine(persons: list[str], shas: list[str], labels: list[str], vectors: np.
 
 
 def planted(persons: list[str], shas: list[str], vectors: np.ndarray) -> list[str]:
+    """LFW with planted errors on disjoint random people: what is caught (table rows)."""
     rng = np.random.default_rng(0)
     size = Counter(persons)
     rows: dict[str, list[int]] = {}
@@ -158,7 +309,7 @@ def planted(persons: list[str], shas: list[str], vectors: np.ndarray) -> list[st
     persons += extra_p
     shas = list(shas) + extra_s
     vectors = np.vstack([vectors, *extra_v]) if extra_v else vectors
-    result, seconds = _timed(persons, shas, vectors)
+    result, seconds = timed(clean, persons, shas, vectors)
     why = dict(result.excluded)
     caught = sum(1 for i in wrong if why.get(i, "").startswith(WRONG_PERSON))
     dup_ok = sum(1 for keep, copy in dups if why.get(copy, "").startswith(DUPLICATE) and keep not in why)
@@ -183,124 +334,25 @@ def planted(persons: list[str], shas: list[str], vectors: np.ndarray) -> list[st
     ]
 
 
-def synthetic(n_people: int = 20_000, per: int = 5) -> list[str]:
-    """LFW-like spreads (same-person ~0.43, different ~0.8) at 100k photos: time only."""
-    rng = np.random.default_rng(1)
-    centres = rng.normal(0, 0.8 / np.sqrt(2 * 128), (n_people, 128)).astype(np.float32)
-    vectors = np.repeat(centres, per, axis=0) + rng.normal(0, 0.43 / np.sqrt(2 * 128), (n_people * per, 128))
-    persons = [f"p{i}" for i in range(n_people) for _ in range(per)]
-    shas = [f"s{i}" for i in range(n_people * per)]
-    result, seconds = _timed(persons, shas, vectors.astype(np.float32))
-    return [
-        f"| synthetic | time of `clean` ({len(persons):,} photos, {n_people:,} people; "
-        f"{len(result.excluded)} left out) | {seconds:.1f} s |"
-    ]
-
-
-def _one_more_person(n: int) -> tuple[list[str], list[str], np.ndarray]:
-    """``n`` + 10 synthetic photos, by person (10 each, as index_scale synthesizes them); the last 10: one more."""
-    from bench.index_scale import synthesize
-
-    data = synthesize(n + 10, 1)
-    order = np.argsort(data.persons, kind="stable")
-    persons = [f"person_{p:07d}" for p in data.persons[order].tolist()]
-    shas = [hashlib.sha256(f"{n} {i}".encode()).hexdigest() for i in range(n + 10)]
-    return persons, shas, data.vectors[order]
-
-
-def seeded_cache(persons: list[str], shas: list[str], vectors: np.ndarray, per: int = 10) -> CleaningCache:
-    """A cache as a build of these photos would leave it, but with the next person's photo (mean) as each photo's
-    (mean's) neighbour instead of the nearest: what the incremental step spends depends on which rows changed,
-    not on which rows the cache names, and the exact cache of 1M photos takes hours."""
-    n = len(persons)
-    keys, nxt = photo_keys(persons, shas), (np.arange(n) + per) % n
-    photos = Neighbours(keys, keys[nxt], np.linalg.norm(vectors - vectors[nxt], axis=1).astype(np.float32))
-    means = vectors.reshape(-1, per, vectors.shape[1]).mean(axis=1, dtype=np.float64).astype(np.float32)
-    mkeys = np.array([mean_key(persons[s], shas[s : s + per]) for s in range(0, n, per)], dtype=KEY)
-    mnxt = (np.arange(len(mkeys)) + 1) % len(mkeys)
-    return CleaningCache(photos, Neighbours(mkeys, mkeys[mnxt], np.linalg.norm(means - means[mnxt], axis=1)))
-
-
-def incremental(sizes: tuple[int, ...] = (100_000, 1_000_000), full_up_to: int = 100_000) -> list[str]:
-    """Full ``clean`` vs ``clean`` with the previous build's cache, after one person of 10 photos is added.
-
-    Up to ``full_up_to`` photos the previous build is a full ``clean`` (timed), and the incremental result is
-    checked against a full ``clean`` of the new catalog (timed too). Above, the previous build's cache is seeded
-    (:func:`seeded_cache`, not timed) and the full time is estimated as (n / n_measured)² × the faster full
-    run measured.
-    """
-    rows = [
-        "| photos | full `clean` | `clean` with the cache, 1 person (10 photos) added | rows computed afresh: photos, "
-        "means | cache file: size, save, load |",
-        "|---|---|---|---|---|",
-    ]
-    measured: tuple[int, float] | None = None
-    with tempfile.TemporaryDirectory() as tmp:
-        for n in sizes:
-            persons, shas, vectors = _one_more_person(n)
-            print(f"incremental: {n:,} photos + 10", flush=True)
-            if n <= full_up_to:
-                before, full_s = _timed(persons[:n], shas[:n], vectors[:n])
-                cache = before.cache
-            else:
-                cache = seeded_cache(persons[:n], shas[:n], vectors[:n])
-            path = Path(tmp) / "neighbours.npz"
-            (_, save_s), size = _timed_call(cache.save, path, "bench"), path.stat().st_size
-            loaded, load_s = _timed_call(CleaningCache.load, path, "bench")
-            after, inc_s = _timed(persons, shas, vectors, cache=loaded)
-            if n <= full_up_to:
-                scratch, again_s = _timed(persons, shas, vectors)
-                same = scratch.excluded == after.excluded and scratch.suspicious == after.suspicious
-                same = same and np.allclose(scratch.cache.photos.dist, after.cache.photos.dist, atol=1e-5, rtol=0)
-                assert same, "incremental clean differs from a full one"
-                measured = (n, min(full_s, again_s))
-                full = f"{_duration(full_s)}, {_duration(again_s)} (2 runs; same result as with the cache)"
-            elif measured:
-                estimate = _duration(measured[1] * (n / measured[0]) ** 2)
-                full = f"~{estimate} (estimated: {measured[0]:,} photos' time × {n / measured[0]:.0f}²)"
-            else:
-                full = "not measured"
-            rows.append(
-                f"| {n:,} + 10 | {full} | **{inc_s:.2f} s** | {after.cache.photos.dirty:,} of {n + 10:,}, "
-                f"{after.cache.means.dirty:,} of {len(after.cache.means.keys):,} | {size / 2**20:.0f} MiB, "
-                f"{save_s:.2f} s, {load_s:.2f} s |"
-            )
-            print(rows[-1], flush=True)
-    return rows
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
-
-
-def _timed_call(func, *args):
-    start = time.perf_counter()
-    result = func(*args)
-    return result, time.perf_counter() - start
-
-
-def main(workers: int, quick: bool, only_incremental: bool = False) -> int:
-    rows = []
-    if not only_incremental:
-        persons, shas, labels, vectors = lfw(workers)
-        rows += ["| catalog | measure | result |", "|---|---|---|"]
-        rows += genuine(persons, shas, labels, vectors)
-        rows += planted(persons, shas, vectors)
-        if not quick:
-            rows += synthetic()
-        rows.append("")
-    if not quick or only_incremental:
-        rows += incremental()
-    print("\n" + "\n".join(rows))
-    return 0
+def run(quick: bool, workers: int = 2) -> list[Section]:
+    persons, shas, labels, vectors, total = lfw(workers)
+    section = Section("Catalog cleaning on LFW")
+    section.add(
+        f"{len(persons)} of {total} LFW photos have a usable face ({len(set(persons))} people; described as catalog "
+        "photos, jitters 0)."
+    )
+    section.add("#### Where the limits sit\n\n" + limits(persons, labels, vectors, quick, workers))
+    section.add("#### The wrong-person score\n\n" + wrong_person_scores(persons, vectors))
+    found, rows = genuine(persons, shas, labels, vectors)
+    rows += planted(persons, shas, vectors)
+    section.add("#### LFW as it is, and with planted errors\n\n" + found)
+    section.add("| catalog | measure | result |\n|---|---|---|\n" + "\n".join(rows))
+    return [section]
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=2, help="processes describing LFW photos not yet cached")
-    parser.add_argument("--quick", action="store_true", help="skip the 100k synthetic timing and incremental builds")
-    parser.add_argument("--incremental", action="store_true", help="only the incremental builds (no LFW)")
+    parser.add_argument("--quick", action="store_true", help=f"{COPIES // 4} copied photos instead of {COPIES}")
     args = parser.parse_args()
-    sys.exit(main(args.workers, args.quick, args.incremental))
+    run(args.quick, args.workers)

@@ -1,4 +1,4 @@
-"""Distributed build (issue item 4): photos/s describing the same catalog photos in the local worker pool
+"""Distributed build: photos/s describing the same catalog photos in the local worker pool
 (2 processes) and on a 2-worker Dask LocalCluster on the same 2 cores, at --jitters 1 and 10; then the capacity
 model extended to N machines.
 
@@ -14,7 +14,7 @@ for Dask) on the same photo list, alternating, order flipped every round. Two ra
   scheduler — plus all worker processes) over the steady part, per photo. On a shared, loaded machine the
   wall-clock rates swing with the neighbours; the CPU a photo costs does not, so the overhead verdict uses it.
 
-Run: ``.venv/bin/python -m bench.distributed [--quick]`` (full: ~5 min on 2 idle cores).
+Run: ``python -m bench.cluster_build [--quick]`` (full: ~5 min on 2 idle cores).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def _tasks_per_second(address: str) -> float:
 def run(quick: bool) -> list[Section]:
     from distributed import LocalCluster  # only this bench needs a cluster of its own
 
-    section = Section("Distributed build: local pool vs a Dask LocalCluster (item 4)")
+    section = Section("Distributed build: local pool against a Dask LocalCluster")
     counts = {1: 30 if quick else 60, 10: 12 if quick else 30}
     rounds = 1 if quick else 2
     photos = _photos(max(counts.values()))

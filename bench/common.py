@@ -1,15 +1,18 @@
-"""Shared helpers for the benchmarks: the dev set, a dev catalog, timing statistics, memory, Markdown tables.
+"""Shared helpers for the benchmarks: the dev set, a dev catalog, synthetic descriptors, timing statistics, memory,
+Markdown tables, other interpreters, and the results the last runs saved.
 
-Every section returns a ``Section`` (Markdown text plus raw numbers) so that ``run.py`` can write RESULTS.md and
+Every part returns ``Section``s (Markdown text plus raw numbers) so that ``bench/run.py`` can write RESULTS.md and
 the plots from one place, and ``capacity.py`` can reuse what the other sections measured.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
+import platform
 import statistics
-import sys
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,14 +23,16 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from lookalike.assets import CatalogData
+from testkit.data import BuiltCatalog, build_catalog, person_photos
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
+RAW = BENCH / "results.json"  # every part's last sections and numbers, so RESULTS.md is always written whole
 WORK = Path(os.environ.get("LOOKALIKE_BENCH_TMP", "/tmp/lookalike-bench"))  # built catalogs: never in the repo
-
-if str(ROOT) not in sys.path:  # `python bench/run.py` puts bench/ first, not the project root
-    sys.path.insert(0, str(ROOT))
-
-from testkit.data import BuiltCatalog, build_catalog, person_photos  # noqa: E402  (after the path fix above)
+PHOTOS_PER_PERSON = 10  # synthetic catalogs: photos per synthetic person
+WITHIN_SIGMA = 0.025  # per dimension: puts same-person distances near 0.35, as dlib's model gives for real photos
+BETWEEN_SCALE = 0.8  # person centres spread this fraction of the real per-dimension spread around their anchor
 
 
 @dataclass
@@ -73,6 +78,47 @@ def dev_catalog() -> BuiltCatalog:
     Rebuilt on every run rather than trusted from a previous one: the engine's files may have changed since.
     """
     return build_catalog(WORK / "dev-catalog")
+
+
+@dataclass(frozen=True)
+class Synthetic:
+    vectors: np.ndarray  # (n, 128) float32
+    persons: np.ndarray  # (n,) person number: photo i belongs to person i % (n // PHOTOS_PER_PERSON)
+    queries: np.ndarray  # (q, 128) float32, not in vectors
+
+
+def synthesize(n: int, queries: int, seed: int = 0) -> Synthetic:
+    """``n`` descriptor-like vectors (PHOTOS_PER_PERSON per person) around real anchors, and ``queries`` fresh
+    photos of catalog persons.
+
+    Each synthetic person's centre is a real dev-set descriptor plus Gaussian noise (per-dimension spread taken from
+    the real descriptors), each photo that centre plus a smaller within-person noise: catalogs of any size whose
+    distances look like real ones (bench/index_scale.py prints how they compare).
+    """
+    anchors = CatalogData.load(dev_catalog().assets).vectors.astype(np.float32)
+    spread = anchors.std(axis=0) * BETWEEN_SCALE
+    rng = np.random.default_rng(seed)
+    n_persons = max(2, n // PHOTOS_PER_PERSON)
+    centres = anchors[rng.integers(len(anchors), size=n_persons)]
+    centres += rng.standard_normal(centres.shape, dtype=np.float32) * spread
+    persons = np.arange(n) % n_persons
+    vectors = centres[persons] + rng.standard_normal((n, 128), dtype=np.float32) * WITHIN_SIGMA
+    asked = rng.integers(n_persons, size=queries)
+    fresh = centres[asked] + rng.standard_normal((queries, 128), dtype=np.float32) * WITHIN_SIGMA
+    return Synthetic(vectors.astype(np.float32), persons, fresh.astype(np.float32))
+
+
+def saved_index_dir(n: int) -> Path:
+    """Where the HNSW index of ``synthesize(n, …)`` is kept between parts (index_scale saves, nmslib_builds loads)."""
+    return WORK / f"index-{n}"
+
+
+def last_data(part: str) -> dict[str, Any]:
+    """The numbers ``part`` saved in its last run (bench/results.json), for a part that adds to them."""
+    if not RAW.is_file():
+        return {}
+    saved = json.loads(RAW.read_text(encoding="utf-8")).get("parts", {}).get(part, {})
+    return {k: v for s in saved.get("sections", []) for k, v in s.get("data", {}).items()}
 
 
 def timed(func: Callable[..., Any], *args: Any) -> tuple[Any, float]:
@@ -132,10 +178,32 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
+def revision() -> str:
+    """The checked-out commit, and whether the tree had local changes: what the figures were measured on."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    dirty = " + local changes" if git("status", "--porcelain") else ""
+    return f"{git('rev-parse', '--short', 'HEAD') or 'unknown'}{dirty}"
+
+
+def machine() -> str:
+    """Where the numbers come from: CPU model, cores, memory."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {memory:.1f} GiB memory"
+
+
 def interpreter_has(python: str | Path, module: str) -> bool:
     """Whether ``python`` exists and can import ``module`` (a half-built venv must not break the run)."""
-    import subprocess
-
     try:
         return subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, timeout=60).returncode == 0
     except OSError:
@@ -143,16 +211,15 @@ def interpreter_has(python: str | Path, module: str) -> bool:
 
 
 def alternate_interpreters(
-    configs: dict[str, tuple[str, dict[str, str]]], module: str, args: list[str], rounds: int
+    configs: dict[str, tuple[str, dict[str, str | None]]], module: str, args: list[str], rounds: int
 ) -> dict[str, list[dict[str, Any]]]:
     """Run ``python -m module *args`` once per configuration per round, alternating the order every round.
 
-    ``configs`` maps a name to (interpreter, extra environment); each run must print one JSON object as its last
-    line. Used to compare builds of a native library that cannot live in one process side by side.
+    ``configs`` maps a name to (interpreter, extra environment: None unsets a variable); each run must print one
+    JSON object as its last line. Used to compare builds of a native library that cannot live in one process side
+    by side. The other interpreters are venvs of their own, perhaps without this project installed: PYTHONPATH
+    tells them where it is.
     """
-    import json
-    import subprocess
-
     names = list(configs)
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for turn in range(rounds):
@@ -161,7 +228,7 @@ def alternate_interpreters(
             done = subprocess.run(
                 [python, "-m", module, *args],
                 cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT), **extra},
+                env={k: v for k, v in {**os.environ, "PYTHONPATH": str(ROOT), **extra}.items() if v is not None},
                 capture_output=True,
                 text=True,
                 check=True,

@@ -10,8 +10,9 @@ In each subprocess, every photo goes through our pipeline stage by stage (decode
 400 px copy —, landmarks, chip, descriptor, face crop, index query, similarity, card: what ``Pipelines.ours`` in
 bench/pipeline.py does, with the chip timed apart from the descriptor) and, in the dlib-bin interpreter, through
 the article's pipeline (``Pipelines.article``, reused as it is), ours and the article's alternating photo by photo.
-The fast build runs with 1 BLAS thread (what each of N workers on N cores uses), with OPENBLAS_CORETYPE=Haswell (as
-in the Docker image) and with OpenBLAS's own CPU detection.
+Every build runs as an operator runs it, with nothing exported (lookalike/engine/dlib_runtime.py picks the OpenBLAS
+kernels for the CPU and one BLAS thread); the fast build also runs with the recipe operators used to have to export
+(Haswell kernels, one thread) and with a BLAS thread per core, to show what the project's choice buys.
 """
 
 from __future__ import annotations
@@ -26,12 +27,17 @@ from bench.common import Section, alternate_interpreters, interpreter_has, media
 FAST_PYTHON = Path(
     os.environ.get("LOOKALIKE_FAST_PYTHON", os.environ.get("LOOKALIKE_OPENBLAS_PYTHON", "/tmp/venv-fast/bin/python"))
 )
-# Debian bookworm's OpenBLAS (0.3.21) takes this machine's Xeon for a "Prescott" (SSE3 kernels, ~2.5x slower
-# sgemm) — check with OPENBLAS_VERBOSE=2 —, so the fast build runs with the kernels the image selects (Dockerfile).
-CORETYPE = os.environ.get("LOOKALIKE_OPENBLAS_CORETYPE", "Haswell")
-ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# As an operator runs it: nothing exported. This machine's own OPENBLAS_* settings are unset too, so that the
+# project's choice (lookalike/engine/dlib_runtime.py: the kernels for this CPU, one BLAS thread) is what is measured.
+NOTHING_EXPORTED: dict[str, str | None] = {
+    "OPENBLAS_CORETYPE": None,
+    "OPENBLAS_NUM_THREADS": None,
+    "OPENBLAS_L2_SIZE": None,
+}
 ARTICLE = "LOOKALIKE_BENCH_ARTICLE"  # set in the environment of the interpreter that also runs the article's pipeline
-BIN, FAST = "dlib-bin", "fast build (1 BLAS thread, Haswell kernels)"
+BIN, FAST = "dlib-bin", "fast build, nothing exported"
+RECIPE = "fast build, the old recipe (Haswell, 1 thread exported)"
+THREADS = "fast build, a BLAS thread per core exported"
 STAGES = (
     "decode",
     "detection (HOG, 400 px copy)",
@@ -46,27 +52,31 @@ STAGES = (
 ARTICLE_STAGES = {"detection": "detection (HOG, 400 px copy)"}  # the article's HOG runs on the full image, upsampled
 
 
-def configurations() -> dict[str, tuple[str, dict[str, str]]]:
-    """Name → (interpreter, extra environment) for every build that is available here."""
-    configs = {BIN: (sys.executable, {**ONE_THREAD, ARTICLE: "1"})}
+def configurations() -> dict[str, tuple[str, dict[str, str | None]]]:
+    """Name → (interpreter, environment changes) for every build that is available here."""
+    configs = {BIN: (sys.executable, {**NOTHING_EXPORTED, ARTICLE: "1"})}
     if interpreter_has(FAST_PYTHON, "dlib"):
-        configs[FAST] = (str(FAST_PYTHON), {**ONE_THREAD, "OPENBLAS_CORETYPE": CORETYPE})
-        configs["fast build, OpenBLAS's own CPU detection"] = (str(FAST_PYTHON), ONE_THREAD)
+        configs[FAST] = (str(FAST_PYTHON), NOTHING_EXPORTED)
+        configs[RECIPE] = (
+            str(FAST_PYTHON),
+            {**NOTHING_EXPORTED, "OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_NUM_THREADS": "1"},
+        )
+        configs[THREADS] = (str(FAST_PYTHON), {**NOTHING_EXPORTED, "OPENBLAS_NUM_THREADS": str(os.cpu_count() or 1)})
     for entry in filter(None, os.environ.get("LOOKALIKE_DLIB_BUILDS", "").split(";")):
         label, _, python = entry.partition("=")
         if interpreter_has(python, "dlib"):
-            configs[label] = (python, ONE_THREAD)
+            configs[label] = (python, NOTHING_EXPORTED)
     return configs
 
 
 def staged(pipes, data: bytes):  # untyped: bench.pipeline (and dlib) are imported in the worker only
     """Our pipeline on one photo, stage by stage: ``Pipelines.ours`` with the chip timed apart from the descriptor."""
-    import dlib
     import numpy as np
 
     from bench.common import timed
-    from bench.pipeline import Box, Run, _box
+    from bench.pipeline import Box, Run, rect_box
     from lookalike.engine.analysis import face_crop_jpeg
+    from lookalike.engine.dlib_runtime import dlib
     from lookalike.engine.faces import CHIP_PADDING, CHIP_SIZE, DetectOptions
     from lookalike.engine.images import load_rgb
 
@@ -77,14 +87,14 @@ def staged(pipes, data: bytes):  # untyped: bench.pipeline (and dlib) are import
     rects = sorted(rects, key=lambda r: -r.area())[: DetectOptions().max_faces]
     if not rects:
         return Run(t, None)
-    shapes, t["landmarks"] = timed(pipes._shapes, rgb, rects)
+    shapes, t["landmarks"] = timed(pipes.shapes, rgb, rects)
     chips, t["chip"] = timed(dlib.get_face_chips, rgb, shapes, CHIP_SIZE, CHIP_PADDING)
     vectors, t["descriptor"] = timed(
         lambda: [np.asarray(v, dtype=np.float32) for v in az.encoder.compute_face_descriptor(chips, 0)]
     )
-    crops, t["face crop"] = timed(lambda: [face_crop_jpeg(rgb, Box(_box(r))) for r in rects])
+    crops, t["face crop"] = timed(lambda: [face_crop_jpeg(rgb, Box(rect_box(r))) for r in rects])
     matches, t["index query"] = timed(pipes.matcher.match, vectors[0], 5)
-    return pipes._finish(t, crops[0], matches[0].person, matches[0].distance, matches[0].thumb)
+    return pipes.finish(t, crops[0], matches[0].person, matches[0].distance, matches[0].thumb)
 
 
 def _loaded_blas() -> str:
@@ -101,10 +111,9 @@ def _loaded_blas() -> str:
 
 def worker(reps: int, photos_n: int) -> None:
     """In the measured interpreter: ms per stage and per photo (ours, and the article's if asked) on 1280 px photos."""
-    import dlib
-
     from bench.common import big_query_photos, dev_catalog, scaled_jpeg
     from bench.pipeline import Pipelines
+    from lookalike.engine.dlib_runtime import dlib
 
     pipes = Pipelines(dev_catalog())
     photos = [(f"{p.parent.name}/{p.name}", scaled_jpeg(p, 1280)) for p in big_query_photos(photos_n)]
@@ -128,12 +137,18 @@ def worker(reps: int, photos_n: int) -> None:
                     out[name].setdefault("total", []).append(result.total * 1000)
                     by_photo[name].setdefault(key, []).append(result.total * 1000)
                 top1[name][key] = result.top1
-    info = {"blas": bool(getattr(dlib, "DLIB_USE_BLAS", False)), "blas_lib": _loaded_blas(), "module": dlib.__file__}
+    info = {
+        "blas": bool(getattr(dlib, "DLIB_USE_BLAS", False)),
+        "blas_lib": _loaded_blas(),
+        "module": dlib.__file__,
+        "coretype": os.environ.get("OPENBLAS_CORETYPE", "OpenBLAS's own"),
+        "threads": os.environ.get("OPENBLAS_NUM_THREADS", "OpenBLAS's own"),
+    }
     print(json.dumps({"stages": out, "by_photo": by_photo, "top1": top1, "photos": len(photos), **info}))
 
 
 def run(quick: bool) -> list[Section]:
-    section = Section("dlib-bin vs the fast dlib build vs the article, per stage (item 2)")
+    section = Section("dlib builds: dlib-bin, the fast build and the article, per stage")
     configs = configurations()
     if len(configs) == 1:
         section.add(
@@ -179,6 +194,11 @@ def run(quick: bool) -> list[Section]:
         + [f"{'on' if runs[n][0]['blas'] else 'off'} ({runs[n][0]['blas_lib']})" for n in names]
         + ["off (none)"]
     )
+    kernels_row = (
+        ["OpenBLAS kernels, threads (as loaded)"]
+        + [f"{runs[n][0].get('coretype', '?')}, {runs[n][0].get('threads', '?')}" for n in names]
+        + ["–"]
+    )
     base, fast, art = med[BIN]["total"], med.get(FAST, {}).get("total"), med["article (dlib-bin)"]["total"]
     reference = runs[BIN][0]["top1"]["ours"]
     same = [sum(runs[n][0]["top1"]["ours"].get(k) == person for k, person in reference.items()) for n in names[1:]]
@@ -188,7 +208,7 @@ def run(quick: bool) -> list[Section]:
         "per-photo totals (decode → card), not the sum of the medians; 'best run' is the median over photos of each "
         "photo's fastest run. The article's 'detection' is HOG with upsample "
         "1 on the full image, and its 'descriptor' includes the chip (computed from the full image).\n",
-        table(["stage (median ms)", *[name for name, _ in columns]], [*rows, blas_row]),
+        table(["stage (median ms)", *[name for name, _ in columns]], [*rows, blas_row, kernels_row]),
         "",
     ]
     if fast is not None:

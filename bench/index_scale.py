@@ -1,10 +1,9 @@
-"""Index scale (item 4): HNSW vs brute force on synthetic catalogs of 12k, 100k and 1M descriptor-like vectors.
+"""Index scale: HNSW against brute force on synthetic catalogs of 12k, 100k and 1M descriptor-like vectors.
 
-Synthetic data, shaped like real descriptors: each synthetic person's centre is a real dev-set descriptor plus
-Gaussian noise (per-dimension spread taken from the real descriptors), and each photo is that centre plus a
-smaller within-person noise. Queries are fresh photos of catalog persons (never rows of the index), as a user's
-face would be. Exact answers come from ``lookalike.engine.hnsw.exact_knn``; recall@1 counts a hit when HNSW's first
-answer is at the exact nearest distance.
+Synthetic data, shaped like real descriptors (``bench.common.synthesize``: each synthetic person's centre is a real
+dev-set descriptor plus noise, each photo that centre plus a smaller within-person noise). Queries are fresh photos
+of catalog persons (never rows of the index), as a user's face would be. Exact answers come from
+``lookalike.engine.hnsw.exact_knn``; recall@1 counts a hit when HNSW's first answer is at the exact nearest distance.
 """
 
 from __future__ import annotations
@@ -12,43 +11,29 @@ from __future__ import annotations
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from bench.common import Section, dev_catalog, median, ms, percentile, rss_mb, table, timed
-from bench.nmslib_builds import saved_index_dir
+from bench.common import (
+    PHOTOS_PER_PERSON,
+    Section,
+    Synthetic,
+    dev_catalog,
+    median,
+    ms,
+    percentile,
+    rss_mb,
+    saved_index_dir,
+    synthesize,
+    table,
+    timed,
+)
 from lookalike.assets import CatalogData
 from lookalike.build.knn import nearest_other
 from lookalike.engine.hnsw import HnswIndex, HnswParams, exact_knn
 
-PHOTOS_PER_PERSON = 10
-WITHIN_SIGMA = 0.025  # per dimension: puts same-person distances near 0.35, as dlib's model gives for real photos
-BETWEEN_SCALE = 0.8  # person centres spread this fraction of the real per-dimension spread around their anchor
 EF_SEARCH = (10, 16, 32, 64, 128, 256)
-
-
-@dataclass(frozen=True)
-class Synthetic:
-    vectors: np.ndarray  # (n, 128) float32
-    persons: np.ndarray  # (n,) person number
-    queries: np.ndarray  # (q, 128) float32, not in vectors
-
-
-def synthesize(n: int, queries: int, seed: int = 0) -> Synthetic:
-    """``n`` catalog vectors (PHOTOS_PER_PERSON per person) around real anchors, and ``queries`` fresh photos."""
-    anchors = CatalogData.load(dev_catalog().assets).vectors.astype(np.float32)
-    spread = anchors.std(axis=0) * BETWEEN_SCALE
-    rng = np.random.default_rng(seed)
-    n_persons = max(2, n // PHOTOS_PER_PERSON)
-    centres = anchors[rng.integers(len(anchors), size=n_persons)]
-    centres += rng.standard_normal(centres.shape, dtype=np.float32) * spread
-    persons = np.arange(n) % n_persons
-    vectors = centres[persons] + rng.standard_normal((n, 128), dtype=np.float32) * WITHIN_SIGMA
-    asked = rng.integers(n_persons, size=queries)
-    fresh = centres[asked] + rng.standard_normal((queries, 128), dtype=np.float32) * WITHIN_SIGMA
-    return Synthetic(vectors.astype(np.float32), persons, fresh.astype(np.float32))
 
 
 def shape_check(section: Section, quick: bool) -> None:
@@ -152,7 +137,7 @@ def measure_size(n: int, params: HnswParams, queries: int, loops: int, save: Pat
 
 
 def run(quick: bool) -> list[Section]:
-    section = Section("Index scale: HNSW vs brute force (item 4)")
+    section = Section("Index scale: HNSW against brute force")
     shape_check(section, quick)
     default = HnswParams()
     sizes = (12_000, 100_000) if quick else (12_000, 100_000, 1_000_000)
@@ -245,14 +230,6 @@ def _print_progress(r: dict[str, object]) -> None:
     print(f"  index {r['n']:,} M={r['M']}: built in {r['build_s']:.1f} s", flush=True)
 
 
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(parser.parse_args().quick)
-
-
 RECOMMENDATION = "HNSW parameters: the choice"
 
 
@@ -296,3 +273,11 @@ def _cost(best: dict, base: dict | None) -> str:
     memory = best["index_mb"] / base["index_mb"] - 1
     build = best["build_s"] / base["build_s"] - 1
     return f", at the price of {memory:+.0%} memory and {build:+.0%} build time vs M={base['M']}"
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    run(parser.parse_args().quick)

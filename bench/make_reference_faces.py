@@ -4,7 +4,8 @@
 The similarity % and the hub correction are fitted on how far *strangers* sit from a catalog (see
 ``lookalike/engine/similarity.py``); these descriptors stand in for the strangers. Each is the largest face of
 the person's first LFW photo described the way the bot describes a user's photo (``analyze_photo``, jitters=0),
-stored as float16 (no photos, no names beyond the README).
+stored as float16 (no photos, no names beyond the README), with the person's sex from ``../shared/lfw/sex.csv``
+("F"/"M", "" where LFW has no label): ``build_index`` fits a curve per sex on them for sex-filtered matches.
 
 Which LFW people: a deterministic split by the SHA-256 of the folder name (``split``) puts ~40% of the people in
 the reference set; ``bench/quality.py`` takes catalogs and evaluation strangers only from the other ~60%, so the
@@ -17,6 +18,7 @@ are left out of every split: they are catalog people or test queries.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import multiprocessing
 import os
@@ -30,15 +32,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `python bench/make_reference_faces.py` puts bench/ first, not the project root
-    sys.path.insert(0, str(ROOT))
-
 SHARED = ROOT.parent / "shared"
 LFW = Path(os.environ.get("LOOKALIKE_LFW", SHARED / "lfw"))
 FACES = Path(os.environ.get("LOOKALIKE_FACES", SHARED / "faces"))
 CONGRESS = Path(os.environ.get("LOOKALIKE_CONGRESS", SHARED / "congress"))
 CACHE = Path(os.environ.get("LOOKALIKE_QUALITY_CACHE", "/tmp/quality_cache"))
-OUT = ROOT / "lookalike" / "catalog" / "reference_faces.npz"
+OUT = ROOT / "lookalike" / "build" / "reference_faces.npz"
 
 REFERENCE_SHARE = 0.4  # name-hash below this: reference set
 CATALOG_SHARE = 0.7  # name-hash in [REFERENCE_SHARE, this): bench's LFW catalog; above: bench's strangers
@@ -99,6 +98,12 @@ def share(name: str) -> float:
 def lfw_people() -> dict[str, list[Path]]:
     """Every LFW person folder and its photos in file order."""
     return {d.name: sorted(d.glob("*.jpg")) for d in sorted(LFW.iterdir()) if d.is_dir()}
+
+
+def lfw_sexes() -> dict[str, str]:
+    """LFW folder name → "F" or "M" (``sex.csv``; a few public labels are wrong, see bench/RESULTS.md)."""
+    with open(LFW / "sex.csv", encoding="utf-8") as f:
+        return {row["name"]: row["sex"] for row in csv.DictReader(f)}
 
 
 def split() -> dict[str, list[str]]:
@@ -165,31 +170,37 @@ def describe(paths: Sequence[Path], kind: str, jitters: int = 0, workers: int = 
     catalog photo (``kind="catalog"``), rows NaN where there is no usable face. Cached per photo in
     CACHE/<kind>_j<jitters>.npz: each is computed once."""
     cached = CACHE / f"{kind}_j{jitters}.npz"
-    known: dict[str, np.ndarray] = {}
-    if cached.exists():
-        with np.load(cached, allow_pickle=False) as npz:
-            known = dict(zip(npz["paths"].tolist(), npz["vectors"]))
+    known = _cached(cached)
     todo = [p for p in dict.fromkeys(map(str, paths)) if p not in known]
     if todo:
         if kind in ("user", "centre"):
             fresh = _run(_user_vector if kind == "user" else _centre_vector, [Path(p) for p in todo], workers)
         else:
             fresh = _run(_catalog_vector, [(Path(p), jitters) for p in todo], workers)
-        known.update(zip(todo, fresh))
+        known = {**_cached(cached), **dict(zip(todo, fresh))}  # what other runs cached meanwhile is kept
         CACHE.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".tmp.npz")
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")
         np.savez(tmp, paths=np.array(list(known)), vectors=np.stack(list(known.values())))
         tmp.replace(cached)
     return np.stack([known[str(p)] for p in paths]) if len(paths) else np.zeros((0, 128), np.float32)
 
 
+def _cached(path: Path) -> dict[str, np.ndarray]:
+    if not path.exists():
+        return {}
+    with np.load(path, allow_pickle=False) as npz:
+        return dict(zip(npz["paths"].tolist(), npz["vectors"]))
+
+
 def main() -> int:
-    people = lfw_people()
+    people, sexes = lfw_people(), lfw_sexes()
     names = split()["reference"]
     vectors = describe([people[n][0] for n in names], "user")
     found = ~np.isnan(vectors).any(axis=1)
-    np.savez_compressed(OUT, vectors=vectors[found].astype(np.float16))
-    print(f"{found.sum()} reference faces of {len(names)} LFW people (no face found in {(~found).sum()}) → {OUT}")
+    sex = np.array([sexes.get(n, "") for n, f in zip(names, found) if f], dtype="<U1")
+    np.savez_compressed(OUT, vectors=vectors[found].astype(np.float16), sex=sex)
+    counts = ", ".join(f"{s or 'unlabelled'} {int((sex == s).sum())}" for s in ("F", "M", ""))
+    print(f"{found.sum()} reference faces of {len(names)} LFW people ({counts}; no face in {(~found).sum()}) → {OUT}")
     return 0
 
 

@@ -15,14 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import WORK, Section, alternate_interpreters, interpreter_has, median, percentile, table
+from bench.common import (
+    Section,
+    alternate_interpreters,
+    interpreter_has,
+    median,
+    percentile,
+    saved_index_dir,
+    synthesize,
+    table,
+)
 
 NATIVE_PYTHON = Path(os.environ.get("LOOKALIKE_NMSLIB_PYTHON", "/tmp/venv-nmslib/bin/python"))
-
-
-def saved_index_dir(n: int) -> Path:
-    """Where the index of ``n`` synthetic vectors is kept between runs (outside the repository)."""
-    return WORK / f"index-{n}"
 
 
 def worker(folder: Path) -> None:
@@ -50,7 +54,6 @@ def run(quick: bool, n: int = 0) -> list[Section]:
     if not interpreter_has(NATIVE_PYTHON, "nmslib"):
         section.add(f"Skipped: no native nmslib build at {NATIVE_PYTHON} (set LOOKALIKE_NMSLIB_PYTHON).")
         return [section]
-    from bench.index_scale import synthesize
     from lookalike.engine.hnsw import HnswIndex, HnswParams
 
     n = n or (100_000 if quick else 1_000_000)

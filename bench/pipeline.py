@@ -15,7 +15,6 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import dlib
 import numpy as np
 from PIL import Image
 
@@ -34,6 +33,7 @@ from bench.common import (
 )
 from lookalike.assets import CatalogData, ThumbnailRef
 from lookalike.engine.analysis import analyze_photo, analyzer, face_crop_jpeg
+from lookalike.engine.dlib_runtime import dlib
 from lookalike.engine.faces import CHIP_PADDING, CHIP_SIZE, DetectOptions, FaceAnalyzer
 from lookalike.engine.images import load_rgb
 from lookalike.engine.matcher import Matcher
@@ -84,11 +84,11 @@ class Pipelines:
         rects = sorted(rects, key=lambda r: -r.area())[: DetectOptions().max_faces]
         if not rects:
             return Run(t, None)
-        shapes, t["landmarks"] = timed(self._shapes, rgb, rects)
+        shapes, t["landmarks"] = timed(self.shapes, rgb, rects)
         vectors, t["descriptor"] = timed(self._chip_descriptors, rgb, shapes)
-        crops, t["face crop"] = timed(lambda: [face_crop_jpeg(rgb, Box(_box(r))) for r in rects])
+        crops, t["face crop"] = timed(lambda: [face_crop_jpeg(rgb, Box(rect_box(r))) for r in rects])
         matches, t["index query"] = timed(self.matcher.match, vectors[0], 5)
-        return self._finish(t, crops[0], matches[0].person, matches[0].distance, matches[0].thumb)
+        return self.finish(t, crops[0], matches[0].person, matches[0].distance, matches[0].thumb)
 
     def article(self, data: bytes) -> Run:
         """The article's bot: face_recognition-style full-image work and a Python loop over the catalog."""
@@ -102,18 +102,20 @@ class Pipelines:
         vectors, t["descriptor"] = timed(
             lambda: [np.array(self.az.encoder.compute_face_descriptor(rgb, s)) for s in shapes]
         )
-        crops, t["face crop"] = timed(lambda: [face_crop_jpeg(rgb, Box(_box(r))) for r in rects])
+        crops, t["face crop"] = timed(lambda: [face_crop_jpeg(rgb, Box(rect_box(r))) for r in rects])
         (row, dist), t["index query"] = timed(self._loop_nearest, vectors[0])
         thumb = self.matcher.catalog.thumb(self.store.photos[row].sha256)
-        return self._finish(t, crops[0], self.persons[row], dist, thumb)
+        return self.finish(t, crops[0], self.persons[row], dist, thumb)
 
-    def _finish(self, t: dict[str, float], crop: bytes, person: str, distance: float, thumb: ThumbnailRef) -> Run:
+    def finish(self, t: dict[str, float], crop: bytes, person: str, distance: float, thumb: ThumbnailRef) -> Run:
+        """The stages both pipelines share (similarity, card), timed into ``t``."""
         similarity, t["similarity"] = timed(self.matcher.calibration.similarity, distance)
         name = self.store.persons[person].name
         _, t["card"] = timed(lambda: render_card(crop, thumb.read_bytes(), name, similarity))
         return Run(t, person)
 
-    def _shapes(self, rgb: np.ndarray, rects: list[dlib.rectangle]) -> dlib.full_object_detections:
+    def shapes(self, rgb: np.ndarray, rects: list[dlib.rectangle]) -> dlib.full_object_detections:
+        """Our landmarks: one batch object, as ``get_face_chips`` takes them."""
         shapes = dlib.full_object_detections()
         for rect in rects:
             shapes.append(self.az.predictor(rgb, rect))
@@ -129,7 +131,7 @@ class Pipelines:
         return row, float(distances[row])
 
 
-def _box(rect: dlib.rectangle) -> tuple[int, int, int, int]:
+def rect_box(rect: dlib.rectangle) -> tuple[int, int, int, int]:
     return rect.left(), rect.top(), rect.right(), rect.bottom()
 
 
@@ -431,10 +433,10 @@ def person_distance(section: Section, quick: bool) -> None:
 def run(quick: bool) -> list[Section]:
     catalog = dev_catalog()
     pipes = Pipelines(catalog)
-    stages = Section("Per-photo pipeline by stage (item 1)")
+    stages = Section("Per-photo pipeline by stage")
     by_stage(stages, pipes, quick)
     dev_top1(stages, pipes, catalog, quick)
-    floor = Section("Lowering the floor: decode, detection size, batching (item 2)")
+    floor = Section("Lowering the floor: decode, detection size, batching")
     draft_decode(floor, quick)
     detect_side(floor, pipes, quick)
     batching(floor, quick)

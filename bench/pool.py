@@ -1,26 +1,26 @@
-"""Worker pool: our hand-written pool (as committed at HEAD) against pebble's ProcessPool, side by side.
+"""Worker pool: ours (``lookalike.engine.pool``) against pebble's ProcessPool, side by side.
 
 Measures, interleaved and with medians over repeats: (a) round trip of a trivial job with a 100 KB argument and a
 50 KB result on 1 and 2 workers; (b) kill -9 of a worker mid-job: time until the caller gets the error and until a
 next job succeeds on the replacement; (c) a job past its timeout: time from the deadline to the error and to a next
 job's success; (d) throughput of 200 small jobs on 2 workers; and, once per candidate, whether the pool survives
 the kill -9 of an *idle* worker. pebble runs as the bot would use it: ``asyncio.wrap_future(pool.schedule(...))``
-on a spawn context. No initializer: model loading would add the same seconds to every replacement of both.
+on a spawn context. No initializer: model loading would add the same seconds to every replacement of both. The jobs
+are this module's functions: spawned workers import them by name (``bench.pool``, installed with the project).
 
     .venv/bin/pip install pebble==5.2.3     # once: pebble is only needed here
-    .venv/bin/python bench/pool.py          # under a minute on 2 cores
+    python -m bench.pool [--quick]          # a few minutes on 2 cores
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import importlib
 import logging
 import multiprocessing
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,14 +28,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-try:
-    import pebble
-except ImportError:  # not a requirement of the bot or the build: only this comparison uses it
-    sys.exit("bench/pool.py compares our pool with pebble's: .venv/bin/pip install pebble==5.2.3")
+from bench.common import Section
 
-ROOT = Path(__file__).resolve().parent.parent
-HEAD_POOL_PATHS = ("lookalike/engine/pool.py", "lookalike/pool.py")  # after and before the move to engine/
-REPEATS = 5
+PEBBLE = "pebble==5.2.3"  # not a requirement of the bot or the build: only this comparison uses it
+REPEATS = 5  # 3 with --quick
 ROUND_TRIPS = 30  # per repeat and pool size
 SMALL_JOBS = 200
 THROUGHPUT_RUNS = 4  # per repeat: one run of 200 small jobs takes ~30 ms, too short to judge on its own
@@ -76,6 +72,8 @@ class Pebble:
     """pebble's ProcessPool driven from asyncio the way a pebble-based WorkerPool would drive it."""
 
     def __init__(self, size: int) -> None:
+        import pebble
+
         self.size = size
         self.pool = pebble.ProcessPool(size, context=multiprocessing.get_context("spawn"))
 
@@ -91,24 +89,17 @@ class Pebble:
         await asyncio.to_thread(self.pool.join)
 
 
-def load_head_pool(folder: Path) -> Any:
-    """Our pool as committed at HEAD, as a module spawned workers can import by name (the work tree may differ)."""
-    for path in HEAD_POOL_PATHS:
-        shown = subprocess.run(["git", "-C", str(ROOT), "show", f"HEAD:{path}"], capture_output=True, text=True)
-        if shown.returncode == 0:
-            break
-    else:
-        raise RuntimeError(f"none of {HEAD_POOL_PATHS} at HEAD")
-    (folder / "head_pool.py").write_text(shown.stdout)
-    sys.path.insert(0, str(folder))  # spawned children start with this sys.path
-    logging.getLogger("head_pool").setLevel(logging.ERROR)  # one "starting a replacement" per kill is noise here
-    return importlib.import_module("head_pool")
+def factories() -> dict[str, Callable[[int], Candidate]]:
+    """The two candidates by name; our pool as this checkout has it."""
+    try:
+        import pebble
+    except ImportError as exc:
+        raise RuntimeError(f"bench/pool.py compares our pool with pebble's: .venv/bin/pip install {PEBBLE}") from exc
+    from lookalike.engine.pool import WorkerPool
 
-
-def factories(folder: Path) -> dict[str, Callable[[int], Candidate]]:
-    head = load_head_pool(folder)
+    logging.getLogger("lookalike.engine.pool").setLevel(logging.ERROR)  # a "replacement" line per kill is noise here
     return {
-        "ours (HEAD)": lambda size: head.WorkerPool(size, queue_size=SMALL_JOBS),
+        "ours": lambda size: WorkerPool(size, queue_size=SMALL_JOBS),
         f"pebble {pebble.__version__}": Pebble,
     }
 
@@ -190,8 +181,8 @@ async def _error_of(job: asyncio.Task[Any]) -> str:
     raise RuntimeError("the job should have failed")
 
 
-async def measure(folder: Path) -> tuple[list[str], dict[str, dict[str, Any]]]:
-    makers = factories(folder)
+async def measure(folder: Path, repeats: int) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    makers = factories()
     names = list(makers)
     raw: dict[str, dict[str, list[Any]]] = {name: {} for name in names}
     pools: dict[str, dict[int, Candidate]] = {name: {n: makers[name](n) for n in (1, 2)} for name in names}
@@ -199,7 +190,7 @@ async def measure(folder: Path) -> tuple[list[str], dict[str, dict[str, Any]]]:
     for pool in [*fault.values(), *(p for by_size in pools.values() for p in by_size.values())]:
         await pool.start()
     try:
-        for turn in range(REPEATS):
+        for turn in range(repeats):
             for name in names if turn % 2 == 0 else names[::-1]:  # alternate who goes first
                 got = raw[name]
                 for size, pool in pools[name].items():
@@ -234,7 +225,7 @@ async def measure(folder: Path) -> tuple[list[str], dict[str, dict[str, Any]]]:
     return names, summary
 
 
-def render(names: list[str], summary: dict[str, dict[str, Any]]) -> str:
+def render(names: list[str], summary: dict[str, dict[str, Any]], repeats: int) -> str:
     rows = [
         ("(a) round trip, 100 KB in / 50 KB out, 1 worker", "rtt1", "ms"),
         ("(a) round trip, 100 KB in / 50 KB out, 2 workers", "rtt2", "ms"),
@@ -249,7 +240,7 @@ def render(names: list[str], summary: dict[str, dict[str, Any]]) -> str:
         (f"(d) throughput, {SMALL_JOBS} small jobs, 2 workers", "throughput", "jobs/s"),
         ("kill -9 of an idle worker, then a job", "idle_kill", ""),
     ]
-    samples = f"{REPEATS} repeats; (a) {REPEATS * ROUND_TRIPS} jobs, (d) {REPEATS * THROUGHPUT_RUNS} runs"
+    samples = f"{repeats} repeats; (a) {repeats * ROUND_TRIPS} jobs, (d) {repeats * THROUGHPUT_RUNS} runs"
     lines = [f"| measure (median of {samples}) | " + " | ".join(names) + " |"]
     lines.append("|---|" + "---|" * len(names))
     for label, key, unit in rows:
@@ -266,13 +257,22 @@ def render(names: list[str], summary: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def run(quick: bool) -> list[Section]:
+    repeats = 3 if quick else REPEATS
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-pool-") as scratch:
-        names, summary = asyncio.run(measure(Path(scratch)))
-    print(render(names, summary))
-    print(f"\n{os.cpu_count()} cores, Python {sys.version.split()[0]}, {time.monotonic() - started:.0f} s")
+        names, summary = asyncio.run(measure(Path(scratch), repeats))
+    section = Section("Worker pool: ours against pebble")
+    section.add(
+        render(names, summary, repeats)
+        + f"\n\n{os.cpu_count()} cores, Python {sys.version.split()[0]}, {time.monotonic() - started:.0f} s. 'next job"
+        " done' includes starting the replacement worker (a spawn: a fresh interpreter importing the job's module)."
+    )
+    section.data["pool"] = summary
+    return [section]
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=f"3 repeats instead of {REPEATS}")
+    run(parser.parse_args().quick)

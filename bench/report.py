@@ -1,4 +1,4 @@
-"""RESULTS.md and the PNG plots from the sections of one run (matplotlib, Agg backend: no display needed)."""
+"""RESULTS.md and its PNG plots from every part's sections (matplotlib, Agg backend: no display needed)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from bench.common import BENCH, Section
-from bench.pipeline import SIZES, STAGES
+from bench.common import BENCH
 
 PLOTS = {
     "stages": "pipeline_stages.png",
@@ -35,12 +34,12 @@ def plot_stages(data: dict[str, Any], out: Path) -> bool:
         return False
     fig, ax = plt.subplots(figsize=(10, 4.5))
     labels, bottoms = [], []
-    for size in SIZES:
+    for size in sorted(stages, key=int):  # photo sizes; str keys after a JSON round trip
         for who in ("ours", "article"):
             labels.append(f"{who}\n{size}px")
-            bottoms.append(stages[str(size)][who])
+            bottoms.append(stages[size][who])
     left = [0.0] * len(labels)
-    for stage in STAGES:
+    for stage in (s for s in bottoms[0] if s != "total"):  # in the pipeline's order
         widths = [b[stage] * 1000 for b in bottoms]
         ax.barh(labels, widths, left=left, label=stage)
         left = [x + w for x, w in zip(left, widths)]
@@ -110,8 +109,9 @@ def plot_latency(data: dict[str, Any], out: Path) -> bool:
     return True
 
 
-def write(sections: list[Section], data: dict[str, Any], header: str, out_dir: Path = BENCH) -> Path:
-    """Write RESULTS.md (header, then every section) and the plots; return the Markdown path."""
+def write(header: str, sections: list[tuple[str, str]], data: dict[str, Any], out_dir: Path = BENCH) -> Path:
+    """Write RESULTS.md whole (the header, the plots, then each (title, Markdown) section) and the plots; return its
+    path."""
     made = {
         key: func(data, out_dir / PLOTS[key])
         for key, func in (
@@ -122,29 +122,20 @@ def write(sections: list[Section], data: dict[str, Any], header: str, out_dir: P
         )
     }
     images = " ".join(f"![{key}]({PLOTS[key]})" for key, ok in made.items() if ok)
-    parts = [header.rstrip(), images] + [f"## {s.title}\n\n{s.markdown.rstrip()}" for s in sections]
+    parts = [header.rstrip(), images] + [f"## {title}\n\n{markdown.rstrip()}" for title, markdown in sections]
     path = out_dir / "RESULTS.md"
     path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
     return path
 
 
-def machine() -> str:
-    """One line about where the numbers come from."""
+def versions() -> str:
+    """The software the numbers depend on most."""
     import dlib
     import nmslib
     import numpy
 
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
     blas = "on" if getattr(dlib, "DLIB_USE_BLAS", False) else "off"
     return (
-        f"{cpu}, {len(list(Path('/sys/devices/system/cpu').glob('cpu[0-9]*')))} CPUs, Python "
-        f"{platform.python_version()}, dlib {dlib.__version__} (BLAS {blas}), nmslib {nmslib.__version__}, "
+        f"Python {platform.python_version()}, dlib {dlib.__version__} (BLAS {blas}), nmslib {nmslib.__version__}, "
         f"numpy {numpy.__version__}"
     )

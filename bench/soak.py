@@ -1,4 +1,4 @@
-"""Soak (issue 5): 200 users, 2,000 photos (400 with --quick) through ``bot.py`` and the fake Bot API, with a
+"""Soak: 200 users, 2,000 photos (400 with --quick) through ``bot.py`` and the fake Bot API, with a
 restart of the bot halfway; the same harness as tests/test_soak.py (testkit/soak.py) (CI size), run long."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def run(quick: bool) -> list[Section]:
         and report.max_chat_rate <= 1
         and report.rss_growth < 0.10
     )
-    section = Section("Soak: 200 users, restart halfway (issue 5)")
+    section = Section("Soak: 200 users, restart halfway")
     section.add(
         f"{USERS} users, {RATE:g} photos/s offered (640 px, as Telegram delivers them), 2 workers, `bot.py` restarted "
         f"with SIGTERM after half the photos.\n\n"
@@ -45,3 +45,11 @@ def run(quick: bool) -> list[Section]:
         + f"\n\n- **Every photo answered exactly once, within Telegram's limits, memory flat: {verdict(ok)}**."
     )
     return [section]
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    run(parser.parse_args().quick)

@@ -1,4 +1,4 @@
-"""Throughput (item 3): photos/s through the bot's WorkerPool with 1 and 2 workers on the same photo stream.
+"""Throughput: photos/s through the bot's WorkerPool with 1 and 2 workers on the same photo stream.
 
 Each round pushes the whole stream into the pool at once (queue large enough to hold it) and times until the
 last result; rounds alternate 1 and 2 workers so machine noise hits both. The job is the bot's own
@@ -42,7 +42,7 @@ async def _measure(photos: list[bytes], rounds: int) -> dict[int, list[float]]:
 
 
 def run(quick: bool) -> list[Section]:
-    section = Section("Throughput through the worker pool (item 3)")
+    section = Section("Throughput through the worker pool")
     sources = big_query_photos(12)
     photos = [scaled_jpeg(p, 1280) for p in sources] * (1 if quick else 2)
     rounds = 2 if quick else 4

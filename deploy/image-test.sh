@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Build the production image (Dockerfile) with podman and run it: dlib check, catalog, `match`, per-photo timing,
-# and the bot against a fake Telegram Bot API on the host loopback until /healthz answers and a photo gets its card.
+# Build the production image (Dockerfile) with podman and run it as an operator would: with nothing mounted (the
+# shipped default catalog: `match`, and the bot answering a selfie), then with a catalog of one's own built inside the
+# container (`match`, the bot), and the per-photo timing. The bot runs against a fake Telegram Bot API on the host
+# loopback (python -m testkit.smoke, the same check tests/test_smoke.py runs in CI) until /healthz answers and a
+# photo gets its card naming the right person.
 #
 #   make image-test                                    # or deploy/image-test.sh; needs root, podman, runc, debootstrap
 #   DLIB_WHEELS=/tmp/dlib-wheels make image-test       # reuse a dlib wheel built before (skips the ~20 min compile)
@@ -8,12 +11,14 @@
 # No image registry is needed: the base is Debian bookworm made here by debootstrap (from Debian's mirror) and
 # imported as $BASE_IMAGE, passed with --build-arg BASE; PyPI is the only other source. Set BASE_IMAGE to an
 # existing image (e.g. docker.io/library/python:3.11-slim) to skip the debootstrap.
-# Environment: FACES (photos for the catalog, default ../shared/faces), WORK (scratch, default /tmp/lookalike-image),
+# Environment: FACES (photos for the catalog, default ../shared/faces), SHARED (../shared, for the timing),
+# WORK (scratch, default /tmp/lookalike-image),
 # IMAGE (tag to build), KEEP=1 (keep the image), PODMAN (the engine command).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 FACES=$(realpath "${FACES:-../shared/faces}")
+SHARED=$(realpath "${SHARED:-../shared}")
 WORK=${WORK:-/tmp/lookalike-image}
 IMAGE=${IMAGE:-localhost/lookalike:image-test}
 BASE_IMAGE=${BASE_IMAGE:-localhost/debian-python:bookworm}
@@ -105,9 +110,45 @@ cleanup() {
 trap cleanup EXIT
 
 step "dlib in the image"
-prun "$IMAGE" python -c "import dlib, os; print('dlib', dlib.__version__, 'BLAS', dlib.DLIB_USE_BLAS, \
+prun "$IMAGE" python -c "import os; from lookalike.engine.dlib_runtime import dlib; \
+print('dlib', dlib.__version__, 'BLAS', dlib.DLIB_USE_BLAS, \
 'AVX', dlib.USE_AVX_INSTRUCTIONS, 'OPENBLAS_NUM_THREADS', os.environ.get('OPENBLAS_NUM_THREADS'), \
 'OPENBLAS_CORETYPE', os.environ.get('OPENBLAS_CORETYPE'))"
+
+step "nothing mounted: match against the shipped default catalog"
+member=$FACES/biden/2.jpg  # a member of Congress, in the default catalog as Joseph Biden Jr.
+[ -f "$member" ] || die "no $member"
+out=$(prun -v "$FACES:/faces:ro" "$IMAGE" python -m lookalike match --json /faces/biden/2.jpg)
+echo "$out" | cut -c1-300
+named=$(echo "$out" | "$HOST_PY" -c "import json, sys; print(json.loads(sys.stdin.readline())['faces'][0]['matches'][0]['name'])")
+[ "$named" = "Joseph Biden Jr." ] || die "the default catalog named $named, not Joseph Biden Jr."
+
+# The bot in the container against the fake Bot API on the host (--network host), checked by testkit.smoke.
+bot_check() {  # bot_check PHOTO EXPECTED-NAME [podman run flags...]
+    local photo=$1 expect=$2 info=$WORK/fake-api.json
+    shift 2
+    rm -f "$info" "${info%.json}.stop"
+    "$HOST_PY" -m testkit.smoke --info "$info" --metrics-port "$METRICS_PORT" --photo "$photo" --expect "$expect" \
+        >"$WORK/fake-api.log" 2>&1 &
+    API_PID=$!
+    for _ in $(seq 100); do [ -s "$info" ] && break; sleep 0.2; done
+    [ -s "$info" ] || { cat "$WORK/fake-api.log"; die "fake Bot API did not start"; }
+    j() { "$HOST_PY" -c "import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$info" "$1"; }
+    pod run -d --name "$NAME" "${RUN_FLAGS[@]}" --network host "$@" \
+        -e TELEGRAM_TOKEN="$(j token)" -e LOOKALIKE_BASE_URL="$(j base_url)" \
+        -e LOOKALIKE_BASE_FILE_URL="$(j base_file_url)" -e LOOKALIKE_METRICS_PORT="$METRICS_PORT" \
+        -e LOOKALIKE_WORKERS=2 "$IMAGE" >/dev/null
+    while kill -0 "$API_PID" 2>/dev/null && ! grep -q '^PASSED' "$WORK/fake-api.log"; do sleep 0.5; done
+    cat "$WORK/fake-api.log"
+    if ! grep -q '^PASSED' "$WORK/fake-api.log"; then pod logs "$NAME" 2>&1 | tail -30; die "bot in the container"; fi
+    pod logs "$NAME" 2>&1 | sed -n 1,3p | cut -c1-300
+    pod stop -t 30 "$NAME" >/dev/null && echo "bot stopped on SIGTERM: exit $(pod inspect --format '{{.State.ExitCode}}' "$NAME")"
+    pod rm -f "$NAME" >/dev/null
+    touch "${info%.json}.stop" && wait "$API_PID" && API_PID=
+}
+
+step "nothing mounted: bot.py serves the default catalog at once and answers a selfie"
+bot_check "$member" "Joseph Biden Jr."
 
 step "catalog from $FACES, built inside the container"
 ASSETS=$WORK/assets && rm -rf "$ASSETS" && mkdir -p "$ASSETS" && chown 10001 "$ASSETS"  # the image's user
@@ -116,7 +157,7 @@ pod run --rm "${RUN_FLAGS[@]}" -v "$FACES:/faces:ro" -v "$ASSETS:/app/assets" "$
      && python build_index.py --assets /app/assets" 2>&1 | tail -4
 ls "$ASSETS"
 
-step "python -m lookalike match on a photo"
+step "python -m lookalike match on a photo, with the catalog mounted"
 photo=$(find "$FACES" -mindepth 2 -name '*.jpg' | sort | sed -n 2p)
 person=$(basename "$(dirname "$photo")")
 out=$(prun -v "$FACES:/faces:ro" -v "$ASSETS:/app/assets:ro" "$IMAGE" \
@@ -126,96 +167,12 @@ top1=$(echo "$out" | "$HOST_PY" -c "import json, sys; print(json.loads(sys.stdin
 [ "$top1" = "$person" ] || die "match named $top1, not $person, for $photo"
 echo "top-1: $top1 (right)"
 
-step "whole photo (decode → card) at 1280 px inside the container, median of 8 photos × 3"
-prun -v "$FACES:/faces:ro" -v "$ASSETS:/app/assets:ro" -i "$IMAGE" python - <<'EOF'
-import io, statistics, time
-from pathlib import Path
-from PIL import Image
-from lookalike.engine.analysis import analyze_photo
-from lookalike.engine.matcher import Matcher
-from lookalike.engine.render import render_card
+step "the mounted assets win over the default catalog: bot.py answers from them"
+name=$(echo "$out" | "$HOST_PY" -c "import json, sys; print(json.loads(sys.stdin.readline())['faces'][0]['matches'][0]['name'])")
+bot_check "$photo" "$name" -v "$ASSETS:/app/assets:ro"
 
-matcher = Matcher(Path("/app/assets"))
-photos = []
-for folder in sorted(Path("/faces").iterdir()):
-    for path in sorted(folder.glob("*.jpg")):
-        with Image.open(path) as im:
-            if max(im.size) >= 1200:
-                im = im.convert("RGB")
-                s = 1280 / max(im.size)
-                out = io.BytesIO()
-                im.resize((round(im.width * s), round(im.height * s)), Image.Resampling.LANCZOS).save(out, "JPEG", quality=87)
-                photos.append(out.getvalue())
-                break
-    if len(photos) == 8:
-        break
-
-def whole(data):
-    face = analyze_photo(data).faces[0]
-    m = matcher.match(face.descriptor, 5)[0]
-    render_card(face.crop_jpeg, m.thumb.read_bytes(), matcher.store.persons[m.person].name,
-                matcher.calibration.similarity(m.distance))
-
-whole(photos[0])
-times = []
-for _ in range(3):
-    for data in photos:
-        t = time.perf_counter()
-        whole(data)
-        times.append((time.perf_counter() - t) * 1000)
-print(f"whole photo in the container: median {statistics.median(times):.1f} ms over {len(times)} runs "
-      f"of {len(photos)} photos (min {min(times):.1f})")
-EOF
-
-step "bot.py against a fake Bot API on 127.0.0.1 (--network host)"
-INFO=$WORK/fake-api.json && rm -f "$INFO" "$WORK/fake-api.stop"
-"$HOST_PY" - "$INFO" "$METRICS_PORT" "$photo" >"$WORK/fake-api.log" 2>&1 <<'EOF' &
-import json, sys, time, urllib.request
-from pathlib import Path
-
-info, port, photo = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
-sys.path.insert(0, ".")
-try:
-    from testkit.fake_bot_api import FakeBotApi
-except Exception as exc:  # the project's fake is missing or broken: say so and stop (no silent stand-in)
-    sys.exit(f"testkit.fake_bot_api not importable: {exc!r}")
-
-def healthz(deadline):
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                return r.status, r.read().decode()[:200]
-        except OSError:
-            time.sleep(0.5)
-    sys.exit("no /healthz within the deadline")
-
-with FakeBotApi() as api:
-    info.write_text(json.dumps({"base_url": api.base_url, "base_file_url": api.base_file_url, "token": api.token}))
-    start = time.monotonic()
-    status, body = healthz(start + 180)
-    print(f"/healthz {status} after {time.monotonic() - start:.1f} s: {body}", flush=True)
-    api.send_photo(42, photo.read_bytes())
-    t = time.monotonic()
-    [card] = api.wait_for_sent(chat_id=42, timeout=60, method="sendPhoto")
-    print(f"photo → card (sendPhoto) in {time.monotonic() - t:.2f} s; caption: {card.params.get('caption')!r}")
-    api.assert_no_internal_errors()
-    print("PASSED", flush=True)
-    stop = time.monotonic() + 120
-    while not info.with_suffix(".stop").exists() and time.monotonic() < stop:  # serve until the bot has stopped
-        time.sleep(0.2)
-EOF
-API_PID=$!
-for _ in $(seq 100); do [ -s "$INFO" ] && break; sleep 0.2; done
-[ -s "$INFO" ] || { cat "$WORK/fake-api.log"; die "fake Bot API did not start"; }
-j() { "$HOST_PY" -c "import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$INFO" "$1"; }
-pod run -d --name "$NAME" "${RUN_FLAGS[@]}" --network host -v "$ASSETS:/app/assets:ro" \
-    -e TELEGRAM_TOKEN="$(j token)" -e LOOKALIKE_BASE_URL="$(j base_url)" -e LOOKALIKE_BASE_FILE_URL="$(j base_file_url)" \
-    -e LOOKALIKE_METRICS_PORT="$METRICS_PORT" -e LOOKALIKE_WORKERS=2 "$IMAGE" >/dev/null
-while kill -0 "$API_PID" 2>/dev/null && ! grep -q '^PASSED' "$WORK/fake-api.log"; do sleep 0.5; done
-cat "$WORK/fake-api.log"
-if ! grep -q '^PASSED' "$WORK/fake-api.log"; then pod logs "$NAME" 2>&1 | tail -30; die "bot in the container"; fi
-pod logs "$NAME" 2>&1 | tail -2 | cut -c1-300
-pod stop -t 30 "$NAME" >/dev/null && echo "bot stopped on SIGTERM: exit $(pod inspect --format '{{.State.ExitCode}}' "$NAME")"
-touch "${INFO%.json}.stop" && wait "$API_PID" && API_PID=
+step "per photo inside the container: our pipeline against the article's (bench/pipeline.py --quick)"
+prun -v "$ROOT/bench:/app/bench:ro" -v "$ROOT/testkit:/app/testkit:ro" -v "$SHARED:/shared:ro" \
+    -e LOOKALIKE_SHARED=/shared -e MPLCONFIGDIR=/tmp "$IMAGE" python -m bench.pipeline --quick 2>&1 | tail -25
 
 step "image-test passed in $((SECONDS - T0)) s (image $((size / 1000000)) MB)"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.files import atomic_write, replacing
+from lookalike.files import atomic_write, read_npz, replacing
 
 CATALOG_FILE = "catalog.sqlite3"
 VECTORS_FILE = "embeddings.npz"
@@ -45,6 +45,15 @@ class Person:
     role: str | None = None
     n_movies: int | None = None
     url: str | None = None  # a page about the person; without one, the bot's link template and the alias make it
+    sex: str | None = None  # "F" or "M" (SEXES): from catalog.json, else estimated from the photos at build time
+
+
+SEXES = ("F", "M")  # a person's sex as stored; serving keeps it as a code per person (sex_code)
+
+
+def sex_code(sex: str | None) -> int:
+    """1 + the index of ``sex`` in SEXES; 0 for unknown: one byte a person or a row."""
+    return SEXES.index(sex) + 1 if sex in SEXES else 0
 
 
 class AssetsError(RuntimeError):
@@ -75,7 +84,7 @@ class Skipped:
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE persons (number INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, alias TEXT,
-                      role TEXT, n_movies INTEGER, url TEXT);
+                      role TEXT, n_movies INTEGER, url TEXT, sex TEXT);
 CREATE TABLE photos (row INTEGER PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL, person TEXT NOT NULL,
                      left INTEGER, top INTEGER, right INTEGER, bottom INTEGER, eye_distance REAL, roll REAL);
 CREATE TABLE skipped (path TEXT NOT NULL, sha256 TEXT NOT NULL, reason TEXT NOT NULL);
@@ -119,8 +128,11 @@ class CatalogData:
             }
             db.executemany("INSERT INTO meta VALUES (?, ?)", ((k, str(v)) for k, v in meta.items()))
             db.executemany(
-                "INSERT INTO persons VALUES (?, ?, ?, ?, ?, ?, ?)",
-                ((n, p.id, p.name, p.alias, p.role, p.n_movies, p.url) for n, p in enumerate(self.persons.values())),
+                "INSERT INTO persons VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (n, p.id, p.name, p.alias, p.role, p.n_movies, p.url, p.sex)
+                    for n, p in enumerate(self.persons.values())
+                ),
             )
             db.executemany(
                 "INSERT INTO photos VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -144,7 +156,8 @@ class CatalogData:
 
     @classmethod
     def load(cls, assets: Path) -> CatalogData:
-        """Everything, as objects."""
+        """Everything, as objects (a catalog made before persons had a sex loads with ``sex`` None, so that the
+        next build reuses its descriptors and fills the sexes in)."""
         reader = CatalogReader(assets)
         try:
             with reader.lock:
@@ -186,34 +199,62 @@ class CatalogReader:
         path = assets / CATALOG_FILE
         if not path.exists():
             raise AssetsError(f"{assets}: no embeddings here; run build_embeddings.py --assets {assets} first")
+        rebuild = rebuild_hint(assets)
         meta = _read_meta(path)
         if meta.get("version") != str(FORMAT_VERSION):
-            raise AssetsError(f"{path}: format version {meta.get('version')}, expected {FORMAT_VERSION}; rebuild")
+            raise AssetsError(f"{path}: format version {meta.get('version')}, expected {FORMAT_VERSION}; {rebuild}")
         try:
             self.jitters, self.describer = int(meta["jitters"]), meta["describer"]
             self.fingerprint = meta["fingerprint"]
             self.n_persons, self.n_photos = int(meta["persons"]), int(meta["photos"])
-            with np.load(assets / VECTORS_FILE, allow_pickle=False) as npz:  # a zip: reads these, not the vectors
-                self.person_of = np.asarray(npz["person_rows"], dtype=np.int32)
-                saved = str(npz["fingerprint"])
-        except (OSError, ValueError, KeyError) as exc:
-            raise AssetsError(f"{assets}: cannot read the catalog ({type(exc).__name__}: {exc}); rebuild") from exc
+        except (ValueError, KeyError) as exc:
+            raise AssetsError(f"{path}: damaged ({type(exc).__name__}: {exc}); {rebuild}") from None
+        try:
+            npz = read_npz(assets / VECTORS_FILE, "person_rows", "fingerprint")  # a zip: not the vectors
+        except ValueError as exc:
+            raise AssetsError(f"{exc}; {rebuild}") from None
+        self.person_of, saved = np.asarray(npz["person_rows"], dtype=np.int32).ravel(), str(npz["fingerprint"])
         if saved != self.fingerprint or len(self.person_of) != self.n_photos:
-            raise AssetsError(f"{assets / VECTORS_FILE} does not belong to {path} (an interrupted copy?); rebuild")
+            raise AssetsError(f"{assets / VECTORS_FILE} does not belong to {path} (an interrupted copy?); {rebuild}")
         self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         self.lock = threading.Lock()
         self.has_thumbs = (assets / THUMBS_FILE).exists()
         if self.has_thumbs:  # one connection for rows and portraits, opened once: a card reads one of each
-            self.db.execute("ATTACH DATABASE ? AS t", (f"file:{assets / THUMBS_FILE}?mode=ro",))
+            try:
+                self.db.execute("ATTACH DATABASE ? AS t", (f"file:{assets / THUMBS_FILE}?mode=ro",))
+                self.db.execute("SELECT count(*) FROM t.thumbs LIMIT 1").fetchone()
+            except sqlite3.Error as exc:
+                self.db.close()
+                raise AssetsError(f"{assets / THUMBS_FILE}: damaged ({exc}); {rebuild}") from None
+
+    def person_sexes(self) -> np.ndarray:
+        """Each person's ``sex_code`` by person number (uint8): one byte a person, what serving filters matches by."""
+        try:
+            with self.lock:
+                rows = self.db.execute("SELECT sex FROM persons ORDER BY number").fetchall()
+        except sqlite3.OperationalError as exc:  # no such column: made before persons had a sex
+            raise AssetsError(
+                f"{self.assets / CATALOG_FILE}: made by an older version ({exc}); {rebuild_hint(self.assets)} "
+                "(nothing is described again)"
+            ) from None
+        codes = np.array([sex_code(sex) for (sex,) in rows], dtype=np.uint8)
+        if len(codes) != self.n_persons:
+            raise AssetsError(
+                f"{self.assets / CATALOG_FILE}: {len(codes)} persons, meta says {self.n_persons}; "
+                f"{rebuild_hint(self.assets)}"
+            )
+        return codes
 
     def vectors(self) -> np.ndarray:
         try:
-            with np.load(self.assets / VECTORS_FILE, allow_pickle=False) as npz:
-                vectors = np.asarray(npz["vectors"], dtype=np.float32)
-        except (OSError, ValueError, KeyError) as exc:
-            raise AssetsError(f"{self.assets / VECTORS_FILE}: cannot read: {exc}; rebuild") from exc
+            vectors = np.asarray(read_npz(self.assets / VECTORS_FILE, "vectors")["vectors"], dtype=np.float32)
+        except ValueError as exc:
+            raise AssetsError(f"{exc}; {rebuild_hint(self.assets)}") from None
         if vectors.shape != (self.n_photos, DESCRIPTOR_SIZE):
-            raise AssetsError(f"{self.assets / VECTORS_FILE}: {vectors.shape[0]} vectors for {self.n_photos} photos")
+            raise AssetsError(
+                f"{self.assets / VECTORS_FILE}: vectors of shape {vectors.shape}, expected "
+                f"({self.n_photos}, {DESCRIPTOR_SIZE}); {rebuild_hint(self.assets)}"
+            )
         return vectors
 
     def photo(self, row: int) -> PhotoRecord:
@@ -257,7 +298,7 @@ class CatalogReader:
                     example = f"{self.assets / THUMBS_FILE}: {exc}"
         if missing:
             raise AssetsError(
-                f"{self.assets}: {missing} of {self.n_photos} thumbnails missing (e.g. {example}); "
+                f"{self.assets / THUMBS_FILE}: {missing} of {self.n_photos} thumbnails missing (e.g. {example}); "
                 f"run build_embeddings.py --assets {self.assets} to draw them again"
             )
 
@@ -321,12 +362,16 @@ def _read_meta(path: Path) -> dict[str, str]:
         finally:
             db.close()
     except sqlite3.Error as exc:
-        raise AssetsError(f"{path}: not a catalog ({exc}); rebuild") from exc
+        raise AssetsError(f"{path}: not a catalog ({exc}); {rebuild_hint(path.parent)}") from None
+
+
+def rebuild_hint(assets: Path) -> str:
+    """What an operator runs to make a damaged assets folder whole again (every damage message ends with it)."""
+    return f"run build_embeddings.py --assets {assets}, then build_index.py --assets {assets}"
 
 
 def _npz_fingerprint(assets: Path) -> str | None:
     try:
-        with np.load(assets / VECTORS_FILE, allow_pickle=False) as npz:
-            return str(npz["fingerprint"])
-    except (OSError, ValueError, KeyError):
+        return str(read_npz(assets / VECTORS_FILE, "fingerprint")["fingerprint"])
+    except ValueError:
         return None

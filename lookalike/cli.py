@@ -1,5 +1,5 @@
-"""The one front door: ``python -m lookalike {bot,build,index,match,blend}``; bot.py, build_embeddings.py and
-build_index.py are the same commands under the names operators know.
+"""The one front door: ``lookalike {bot,build,index,match,blend}`` (or ``python -m lookalike``); bot.py,
+build_embeddings.py and build_index.py are the same commands under the names operators know.
 
 Each command parses its flags into one ``Settings`` (lookalike/settings.py), calls the package and turns its
 errors into one line on stderr and an exit code: 0 done, 1 failed, 2 cannot start (bad settings or assets).
@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lookalike.assets import AssetsError
-from lookalike.build.build_embeddings import build_embeddings
 from lookalike.build.build_index import MIN_RECALL, build_index
 from lookalike.build.scan import CatalogError
-from lookalike.engine.blend import blend_animation
+from lookalike.engine.animation import FORMATS
 from lookalike.engine.images import ImageLimits
+from lookalike.engine.jobs import blend_animation
 from lookalike.engine.lookup import FaceMatches, Lookup
 from lookalike.engine.matcher import Matcher
 from lookalike.errors import ClusterError, PhotoError
@@ -31,6 +31,7 @@ from lookalike.settings import Settings, add_arguments, from_namespace
 
 log = logging.getLogger(__name__)
 
+AMONG = {"F": "women", "M": "men", None: "anyone"}
 REASONS = {
     "no_face": "no face found",
     "not_an_image": "not an image",
@@ -71,7 +72,9 @@ def run_bot(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_build(settings: Settings, args: argparse.Namespace) -> int:
-    """photos/ → assets/embeddings.* (incremental, cleaned, with a visual report); then run ``index``."""
+    """photos/ → the built catalog in assets/ (incremental, cleaned, with a visual report); then run ``index``."""
+    from lookalike.build.build_embeddings import build_embeddings  # loads dlib: bot.py's process never does
+
     try:
         report = build_embeddings(
             settings.photos,
@@ -91,6 +94,8 @@ def run_build(settings: Settings, args: argparse.Namespace) -> int:
         print(f"left out {settings.photos / left.path}: {left.reason}")
     for first, second, _, reason in report.suspicious:
         print(f"check {first} / {second}: {reason}")
+    for doubt in report.sex_doubts:
+        print(f"check {doubt.person}'s sex: {doubt.reason}")
     print(
         f"{report.persons} persons, {report.photos} photos in {settings.assets}: {report.computed} computed, "
         f"{report.reused} unchanged, {len(report.skipped)} skipped, {len(report.excluded)} left out by cleaning, "
@@ -102,7 +107,7 @@ def run_build(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_index(settings: Settings, args: argparse.Namespace) -> int:
-    """assets/embeddings.* → HNSW index checked against exact search, and the similarity calibration."""
+    """The built catalog → HNSW index checked against exact search, and the similarity calibration."""
     try:
         report = build_index(settings.assets, settings.hnsw, settings.force)
     except AssetsError as exc:
@@ -140,7 +145,7 @@ def run_match(settings: Settings, args: argparse.Namespace) -> int:
             failed = True
             continue
         try:
-            faces, error = lookup.find(data), None
+            faces, error = lookup.find(data, settings.match_sex), None
         except PhotoError as exc:
             faces, error = [], exc
         print(_json_line(path, error, faces) if args.json else _text(path, error, faces), flush=True)
@@ -150,14 +155,14 @@ def run_match(settings: Settings, args: argparse.Namespace) -> int:
 def run_blend(settings: Settings, args: argparse.Namespace) -> int:
     """Animate the photo's largest face turning into its best match (MP4, or GIF when --out ends in .gif)."""
     fmt = args.out.suffix.lower().lstrip(".")
-    if fmt not in ("mp4", "gif"):
+    if fmt not in FORMATS:
         print(f"error: {args.out}: the animation is written as .mp4 or .gif", file=sys.stderr)
         return 2
     try:
         lookup = Lookup(
             Matcher(settings.assets, settings.ef_search, settings.min_similarity), settings.detect, ImageLimits(), 1
         )
-        found = lookup.find(args.photo.read_bytes())[0]
+        found = lookup.find(args.photo.read_bytes(), settings.match_sex)[0]
         best = found.matches[0]
         animation = blend_animation(found.face.crop_jpeg, best.thumb.read_bytes(), fmt)
         args.out.write_bytes(animation)
@@ -182,6 +187,8 @@ def _json_line(path: Path, error: PhotoError | None, faces: list[FaceMatches]) -
             "faces": [
                 {
                     "box": list(f.face.box),
+                    "female": round(f.female, 3),
+                    "match_sex": f.sex,
                     "matches": [
                         {
                             "person": m.person,
@@ -190,6 +197,7 @@ def _json_line(path: Path, error: PhotoError | None, faces: list[FaceMatches]) -
                             "url": m.url,
                             "distance": round(m.distance, 4),
                             "similarity": round(m.similarity, 1),
+                            "sex": m.sex,
                         }
                         for m in f.matches
                     ],
@@ -206,7 +214,7 @@ def _text(path: Path, error: PhotoError | None, faces: list[FaceMatches]) -> str
         return f"{path}: {REASONS.get(error.code, error.code)} ({error})"
     lines = [f"{path}: {len(faces)} face{'s' if len(faces) > 1 else ''}"]
     for n, found in enumerate(faces, 1):
-        lines.append(f"  face {n} at {tuple(found.face.box)}:")
+        lines.append(f"  face {n} at {tuple(found.face.box)}, matched with {AMONG[found.sex]}:")
         width = max(len(m.name) for m in found.matches)
         lines += [
             f"    {rank}. {m.name:<{width}}  {m.similarity:5.1f}%  (distance {m.distance:.3f})"
@@ -218,7 +226,7 @@ def _text(path: Path, error: PhotoError | None, faces: list[FaceMatches]) -> str
 
 COMMANDS: dict[str, tuple[Callable[[Settings, argparse.Namespace], int], str]] = {
     "bot": (run_bot, "serve Telegram: long polling, or a webhook with --webhook-url"),
-    "build": (run_build, "describe the catalog's photos (photos/ → assets/embeddings.*, incremental)"),
+    "build": (run_build, "describe the catalog's photos (photos/ → assets/, incremental)"),
     "index": (run_index, "build the HNSW index and the similarity calibration from the embeddings"),
     "match": (run_match, "who does each face in these photos look like?"),
     "blend": (run_blend, "animate a face turning into its best match"),

@@ -28,5 +28,21 @@ class NoFace(PhotoError):
     code = "no_face"
 
 
+class NoLandmarks(PhotoError):
+    """dlib found no face, hence no 68 landmarks, in one of the two images of a blend: the morph has nothing to
+    hold on to. ``whose`` is USER or CELEBRITY, so that the bot can say which photo to change."""
+
+    code = "no_landmarks"
+    USER = "your face"
+    CELEBRITY = "the celebrity's face"
+
+    def __init__(self, whose: str) -> None:
+        self.whose = whose
+        super().__init__(f"could not find the 68 face landmarks on {whose}")
+
+    def __reduce__(self) -> tuple[type[NoLandmarks], tuple[str]]:
+        return NoLandmarks, (self.whose,)  # rebuilt from ``whose`` after crossing from a worker process
+
+
 class ClusterError(RuntimeError):
     """The Dask scheduler is unreachable or was lost, or its workers cannot describe; the message names the address."""

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from lookalike.assets import CATALOG_FILE
-from lookalike.engine.faces import DetectOptions
 from lookalike.engine.hnsw import HnswParams
 from lookalike.engine.images import IMAGE_SUFFIXES
+from lookalike.engine.matcher import MATCH_SEX_CHOICES, MatchSex
+from lookalike.engine.photo import DetectOptions
 
 SERVE = ("bot", "match", "blend")
 EVERY = ("bot", "build", "index", "match", "blend")
@@ -53,6 +54,12 @@ class Settings:
     # --- answering a photo
     top_k: int = _opt(5, "matches per face (the card shows the first, 'More matches' the rest)", SERVE)
     min_similarity: float = _opt(1.0, "lowest similarity (percent) ever shown", SERVE)
+    match_sex: MatchSex = _opt(
+        "auto",
+        "whom a face is matched with: auto (its own apparent sex), F (women), M (men) or any; "
+        "in the bot, the default for users who chose nothing in /settings",
+        SERVE,
+    )
     jitters: int = _opt(DetectOptions.jitters, "descriptor jitters for a user's photo (each costs a pass)", SERVE)
     detect_max_side: int = _opt(DetectOptions.detect_max_side, "long side (px) the face detector tries first", SERVE)
     max_faces: int = _opt(DetectOptions.max_faces, "most faces described and answered in one photo", SERVE)
@@ -95,6 +102,8 @@ class Settings:
             raise ValueError(f"link_template: only {{alias}} and {{name}} may be used ({exc!r})") from None
         if self.log_format not in ("text", "json"):
             raise ValueError(f"log_format: one of text, json, got {self.log_format!r}")
+        if self.match_sex not in MATCH_SEX_CHOICES:
+            raise ValueError(f"match_sex: one of {', '.join(MATCH_SEX_CHOICES)}, got {self.match_sex!r}")
         for name in ("workers", "top_k", "max_faces", "photos_per_minute", "hnsw_m", "ef_construction"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")

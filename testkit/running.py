@@ -99,6 +99,27 @@ def running_bot(settings: Settings) -> Iterator[RunningBot]:
         bot.stop()
 
 
+@contextmanager
+def polling_bot(api: FakeBotApi, assets: Path, tmp: Path, **overrides: Any) -> Iterator[RunningBot]:
+    """The bot in a thread, polling the fake once it is up; the fake must not have crashed when it stops."""
+    with running_bot(bot_settings(api, assets, tmp, **overrides)) as running:
+        api.wait_for_poller(timeout=60)
+        yield running
+    api.assert_no_internal_errors()
+
+
+def lookalike_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m lookalike *args`` as an operator runs it, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "lookalike", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
 class BotProcess:
     """``python bot.py`` against the fake, its stderr in ``log``; stopped with SIGTERM like systemd does."""
 

@@ -13,8 +13,10 @@ import pytest
 from PIL import Image, ImageSequence
 
 from lookalike.engine import blend
-from lookalike.errors import NotAnImage, PhotoError
+from lookalike.engine.blend import LIMITS
+from lookalike.errors import NoLandmarks, NotAnImage, PhotoError, TooLarge
 from testkit.data import FACES
+from testkit.images import png_bomb
 
 USER_PHOTO = FACES / "angelina_jolie" / "1.jpg"  # 1184x1600: cropped to a 320 px square the way the bot does
 CELEB_PORTRAIT = FACES / "tony_blair" / "1.jpg"  # 250x250, face with context, turned a little, mouth open
@@ -74,7 +76,7 @@ def test_the_half_way_frame_is_one_face_with_the_average_shape() -> None:
     eye_distance = np.linalg.norm(expected[42:48].mean(axis=0) - expected[36:42].mean(axis=0))
     assert np.linalg.norm(user.points - celeb.points, axis=1).mean() > 0.2 * eye_distance  # shapes differ enough
     halfway = blend.morph(user, celeb, frames=4)[1]  # weight exactly 0.5
-    found = blend._landmarks(Image.fromarray(halfway), "the half-way face")
+    found = blend.landmarks(Image.fromarray(halfway), "the half-way face")
     assert np.linalg.norm(found - expected, axis=1).mean() < 0.045 * eye_distance
 
 
@@ -134,15 +136,27 @@ def faceless(kind: str) -> bytes:
 
 @pytest.mark.parametrize("kind", ["flat colour", "a photo's lower part"])
 def test_no_landmarks_names_the_face(kind: str) -> None:
-    with pytest.raises(blend.NoLandmarks, match="your face") as raised:
+    with pytest.raises(NoLandmarks, match="your face") as raised:
         blend.blend_frames(faceless(kind), CELEB_PORTRAIT.read_bytes())
     assert isinstance(raised.value, PhotoError)
-    assert raised.value.code == "no_landmarks" and raised.value.whose == blend.YOUR_FACE
-    with pytest.raises(blend.NoLandmarks, match="the celebrity's face") as raised:
+    assert raised.value.code == "no_landmarks" and raised.value.whose == NoLandmarks.USER
+    with pytest.raises(NoLandmarks, match="the celebrity's face") as raised:
         blend.blend_frames(user_crop(), faceless(kind))
-    assert raised.value.whose == blend.CELEBRITY_FACE
+    assert raised.value.whose == NoLandmarks.CELEBRITY
 
 
 def test_bytes_that_are_no_image_are_told_apart() -> None:
     with pytest.raises(NotAnImage):
         blend.blend_frames(b"not a jpeg", CELEB_PORTRAIT.read_bytes())
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(png_bomb(8000, 8000), id="64-megapixel header"),  # under Pillow's own bomb guard, over ours
+        pytest.param(b"\xff\xd8" + bytes(LIMITS.max_bytes), id="over the byte limit"),
+    ],
+)
+def test_images_beyond_the_photo_limits_are_refused_before_decoding(data: bytes) -> None:
+    with pytest.raises(TooLarge):
+        blend.blend_frames(user_crop(), data)

@@ -25,7 +25,8 @@ from distributed import Client, LocalCluster
 
 import lookalike.build.distributed as on_cluster
 from lookalike.assets import CatalogData, ThumbnailWriter
-from lookalike.build.build_embeddings import CHECKPOINT_FILE, BuildReport, build_embeddings
+from lookalike.build.build_embeddings import BuildReport, build_embeddings
+from lookalike.build.checkpoint import CHECKPOINT_FILE
 from lookalike.build.describe import Described
 from lookalike.errors import ClusterError
 

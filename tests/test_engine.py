@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,8 @@ from lookalike.engine.hnsw import exact_knn
 from lookalike.engine.matcher import Matcher
 from lookalike.engine.similarity import PROBS, Calibration
 from lookalike.errors import PhotoError
-from testkit.data import ROOT, BuiltCatalog, loaded_catalog
+from testkit.data import BuiltCatalog, loaded_catalog
+from testkit.running import lookalike_cli
 
 
 @pytest.fixture(scope="module")
@@ -92,19 +91,13 @@ def test_similarity_monotone_and_bounded(catalog: BuiltCatalog) -> None:
     assert calibration.similarity(5.0, minimum=7.5) == 7.5
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lookalike", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-
-
 def test_cli_json_names_the_person_and_reports_bad_files(catalog: BuiltCatalog, tmp_path: Path) -> None:
     text_file = tmp_path / "notes.jpg"
     text_file.write_text("not a photo")
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
     queries = [catalog.queries["obama"][0], catalog.queries["madonna"][0]]
-    run = _cli(
+    run = lookalike_cli(
         "match",
         "--assets",
         str(catalog.assets),
@@ -123,14 +116,15 @@ def test_cli_json_names_the_person_and_reports_bad_files(catalog: BuiltCatalog, 
         face = line["faces"][0]
         assert len(face["box"]) == 4 and len(face["matches"]) == 3
         assert face["matches"][0]["person"] == person
-        assert set(face["matches"][0]) == {"person", "name", "role", "url", "distance", "similarity"}
+        assert set(face["matches"][0]) == {"person", "name", "role", "url", "distance", "similarity", "sex"}
+        assert face["match_sex"] == face["matches"][0]["sex"] == ("M" if person == "obama" else "F")
     assert lines[2] == {"photo": str(text_file), "error": "not_an_image", "faces": []}
     assert lines[3]["error"] == "not_an_image"
 
 
 def test_cli_text_output_and_missing_file(catalog: BuiltCatalog, tmp_path: Path) -> None:
     query = catalog.queries["george_w_bush"][0]
-    run = _cli("match", "--assets", str(catalog.assets), str(query), str(tmp_path / "missing.jpg"))
+    run = lookalike_cli("match", "--assets", str(catalog.assets), str(query), str(tmp_path / "missing.jpg"))
     assert run.returncode == 1
     assert "George W Bush" in run.stdout.splitlines()[2]
     assert "%" in run.stdout
@@ -138,15 +132,15 @@ def test_cli_text_output_and_missing_file(catalog: BuiltCatalog, tmp_path: Path)
 
 
 def test_cli_without_assets_says_what_to_run(tmp_path: Path) -> None:
-    run = _cli("match", "--assets", str(tmp_path), "x.jpg")
+    run = lookalike_cli("match", "--assets", str(tmp_path), "x.jpg")
     assert run.returncode == 2
     assert "build_embeddings.py" in run.stderr
 
 
 def test_cli_blend_writes_an_animation_of_the_best_match(catalog: BuiltCatalog, tmp_path: Path) -> None:
     selfie, out = str(catalog.queries["madonna"][1]), tmp_path / "me.gif"
-    run = _cli("blend", "--assets", str(catalog.assets), "--out", str(out), selfie)
+    run = lookalike_cli("blend", "--assets", str(catalog.assets), "--out", str(out), selfie)
     assert run.returncode == 0, run.stderr
     assert "you → Madonna" in run.stdout and out.read_bytes()[:6] == b"GIF89a"
-    bad = _cli("blend", "--assets", str(catalog.assets), "--out", str(tmp_path / "x.avi"), selfie)
+    bad = lookalike_cli("blend", "--assets", str(catalog.assets), "--out", str(tmp_path / "x.avi"), selfie)
     assert bad.returncode == 2 and ".mp4 or .gif" in bad.stderr

@@ -88,7 +88,8 @@ def test_hub_correction_spreads_answers(matcher: Matcher, strangers: np.ndarray)
 
 def test_reference_faces_ship_as_descriptors() -> None:
     with np.load(REFERENCE_FACES, allow_pickle=False) as npz:
-        assert list(npz) == ["vectors"] and npz["vectors"].dtype == np.float16
+        assert list(npz) == ["vectors", "sex"] and npz["vectors"].dtype == np.float16
+        assert set(npz["sex"].tolist()) <= {"F", "M", ""} and (npz["sex"] == "F").sum() > 250
     vectors = reference_faces()
     assert vectors.shape[0] >= 1000 and vectors.shape[1] == 128 and np.isfinite(vectors).all()
 

@@ -204,8 +204,9 @@ def _bars(rgb: np.ndarray) -> int:
 
 
 def test_celebrity_side_fills_its_square_for_tight_and_portrait_catalog_photos() -> None:
-    """Tight crops (LFW-style 250 px, madonna/13 at 150 px) and 225×275 portraits give a square with no bars;
-    the user-side crop, which pads a face near the edge with black, shows the measure would catch them."""
+    """Tight crops (LFW-style 250 px, madonna/13 at 150 px) and 225×275 portraits give a square with no bars, on
+    the celebrity's side and on the user's (whose square moves or shrinks inside the photo); a black-framed square
+    shows the measure would catch them."""
     small = [p for p in sorted(FACES.glob("*/*.jpg")) if max(Image.open(p).size) <= 260][::6]
     small.append(FACES / "madonna/13.jpg")
     padded = 0
@@ -220,4 +221,6 @@ def test_celebrity_side_fills_its_square_for_tight_and_portrait_catalog_photos()
         allowed = _bars(rgb) * render.FACE / min(rgb.shape[:2]) + 2  # dark edges the photo itself has, scaled
         assert _bars(thumb) <= allowed, path
         padded += _bars(np.asarray(face_crop(rgb, described))) > allowed
-    assert len(small) > 20 and padded > len(small) // 3
+    framed = np.zeros((render.FACE, render.FACE, 3), np.uint8)
+    framed[30:-30, 30:-30] = 128
+    assert len(small) > 20 and padded == 0 and _bars(framed) >= 30

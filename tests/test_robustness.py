@@ -6,7 +6,7 @@ import os
 import signal
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,12 +21,6 @@ from testkit.running import bot_settings, free_port, running_bot
 
 EN = TEXTS["en"]
 CARD = "card"  # the outcome "a sendPhoto card naming someone"
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[FakeBotApi]:
-    with FakeBotApi() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")

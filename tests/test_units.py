@@ -14,9 +14,12 @@ from lookalike.assets import AssetsError, CatalogData, CatalogReader, Person, Ph
 from lookalike.engine.matcher import Match
 from lookalike.settings import DEFAULT_CATALOG, Settings, add_arguments, from_namespace
 from lookalike.telegram import keyboards, limits
+from lookalike.telegram.feedback import FeedbackStore
 from lookalike.telegram.limits import PacedRateLimiter, PhotoAllowance
 from lookalike.telegram.replies import card_caption
 from lookalike.telegram.results import FaceResult, ResultCache
+from lookalike.telegram.texts import percent
+from testkit.captions import LIKENESS_KEYS, matched
 
 
 class Clock:
@@ -152,6 +155,21 @@ def test_card_caption_escapes_and_lists_more_matches() -> None:
     assert 'href="https://bioguide.congress.gov/search/bio/S000001"' in card_caption("en", "", [member])
 
 
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_caption_words_follow_the_band_and_leave_the_number_alone(lang: str) -> None:
+    """Every % from 0 to 100 gets words of its band, and the first line still reads as "name — N%"."""
+    seen = []
+    for similarity in np.arange(0.0, 100.01, 0.5):
+        first = card_caption(lang, "", [_match("Ann Lee", float(similarity))]).split("\n")[0]
+        plain = first.replace("<b>", "").replace("</b>", "")
+        name, shown, band = matched(plain, lang)
+        assert (name, f"{shown}%") == ("Ann Lee", percent(similarity))
+        seen.append(band)
+    assert seen[0] == "look_unique" and seen[-1] == "look_striking"
+    assert seen == sorted(seen, key=[*LIKENESS_KEYS[::-1]].index)  # bands only climb as the % does
+    assert len(set(seen)) == len(LIKENESS_KEYS)
+
+
 def test_pacing_spaces_messages_per_chat_but_not_across_chats(monkeypatch: pytest.MonkeyPatch, clock: Clock) -> None:
     waits: list[float] = []
 
@@ -201,3 +219,25 @@ def test_malformed_catalog_is_a_store_error_naming_it(tmp_path: Path) -> None:
     catalog.write_bytes(b"not a database, a truncated copy")
     with pytest.raises(AssetsError, match=r"catalog\.sqlite3: not a catalog"):
         CatalogData.load(tmp_path)
+
+
+def test_outcomes_forget_whose_photo_they_were(tmp_path: Path) -> None:
+    """A feedback file from before: its request rows named the user; opened now, they keep only what /stats needs."""
+    path = tmp_path / "feedback.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE requests (ts REAL NOT NULL, user_id INTEGER NOT NULL, outcome TEXT NOT NULL, "
+            "faces INTEGER NOT NULL, person TEXT, similarity REAL, seconds REAL NOT NULL)"
+        )
+        db.executemany(
+            "INSERT INTO requests VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(1.0, 7, "matched", 1, "obama", 91.0, 0.2), (2.0, 8, "no_face", 0, None, None, 0.1)],
+        )
+    store = FeedbackStore(path)
+    store.record("matched", 1, "madonna", 80.0, 0.3)
+    stats = store.stats()
+    assert (stats.requests, stats.outcomes) == (3, {"matched": 2, "no_face": 1})
+    with sqlite3.connect(path) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        columns = {row[1] for row in db.execute("PRAGMA table_info(outcomes)")}
+    assert "requests" not in tables and "user_id" not in columns

@@ -42,6 +42,11 @@ class Described:
     reason: str = ""
 
 
+def could_not_analyse(sha256: str, error: BaseException) -> Described:
+    """A photo whose describing failed (unreadable, raised, crashed or hung its worker): the reason names the error."""
+    return Described(sha256, reason=f"could not be analysed: {type(error).__name__}: {error}")
+
+
 def describe_photo(data: bytes, jitters: int, rules: QualityRules = QualityRules()) -> Described:
     """Analyse one catalog photo: the largest face, if it is clearly the only subject and good enough."""
     digest = hashlib.sha256(data).hexdigest()

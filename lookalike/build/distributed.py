@@ -30,7 +30,7 @@ from distributed.comm import get_address_host_port
 from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.security import Security
 
-from lookalike.build.describe import DESCRIBER_VERSION, Described, QualityRules, describe_photo
+from lookalike.build.describe import DESCRIBER_VERSION, Described, QualityRules, could_not_analyse, describe_photo
 from lookalike.engine.analysis import analyzer
 from lookalike.errors import ClusterError
 
@@ -134,7 +134,7 @@ def _stream(client: Client, jobs: list[Job], scheduler: str) -> Iterator[Describ
         try:
             data = path.read_bytes()
         except OSError as exc:
-            yield Described(digest, reason=f"could not be analysed: {type(exc).__name__}: {exc}")
+            yield could_not_analyse(digest, exc)
             continue
         key = f"lookalike-describe-{_settings_tag(jitters, rules)}-{digest}"
         future = client.submit(describe_photo, data, jitters, rules, key=key, retries=RETRIES)
@@ -159,5 +159,5 @@ def _described(future: Future, result: Any, digest: str, scheduler: str) -> Desc
     if future.status == "finished":
         return result
     if future.status == "error":  # result is (type, exception, traceback)
-        return Described(digest, reason=f"could not be analysed: {type(result[1]).__name__}: {result[1]}")
+        return could_not_analyse(digest, result[1])
     raise ClusterError(f"lost the Dask scheduler at {scheduler} ({result!r}): {RESUME}")

@@ -1,7 +1,8 @@
 """The cleaning report an operator opens after a build: ``assets/cleaning-report.html``, one self-contained page.
 
 Every photo left out (wrong person, duplicate) beside a few of its person's kept photos, every suspicious pair of
-persons side by side, and the unusable photos (no face, too small, tilted, …), grouped by reason with counts at
+persons side by side, the persons whose sex needs a look (photos that disagree, or contradict ``catalog.json``),
+and the unusable photos (no face, too small, tilted, …), grouped by reason with counts at
 the top. Every picture is embedded (base64 JPEG): kept photos are the build's thumbnails, photos left out have
 none, so theirs are drawn from the photo files. Sections are capped so that a catalog of a million photos still
 gives a page of a few MB.
@@ -22,6 +23,7 @@ from PIL import Image
 from lookalike.assets import CatalogData, PhotoRecord, Skipped, ThumbnailWriter
 from lookalike.build.clean import DUPLICATE, WRONG_PERSON
 from lookalike.build.describe import CATALOG_LIMITS, thumbnail
+from lookalike.build.sexes import SexDoubt
 from lookalike.engine.images import load_rgb
 
 REPORT_FILE = "cleaning-report.html"
@@ -57,6 +59,7 @@ def write_report(
     left_out: Sequence[tuple[PhotoRecord, str]],
     suspicious: Sequence[tuple[str, str, float, str]],
     unusable: Sequence[Skipped],
+    sex_doubts: Sequence[SexDoubt] = (),
     cleaning: bool = True,
 ) -> Path:
     """Write the page for this build; ``left_out`` are the photos cleaning took out, with their reasons."""
@@ -71,6 +74,7 @@ def write_report(
         ("left out: duplicate under another name", len(dups), "#duplicate"),
         ("reported: same human under two names?", len(pairs), "#same"),
         ("reported: a person's 2 photos disagree", len(disagree), "#disagree"),
+        ("reported: sex to check", len(sex_doubts), "#sex"),
         *((f"unusable: {kind}", n, "#unusable") for kind, n in kinds.most_common()),
     ]
     rows = "".join(
@@ -88,6 +92,7 @@ def write_report(
         page.section("duplicate", "Duplicate under another name", dups, page.left_out_item),
         page.section("same", "Same human under two names? (reported, not merged)", pairs, page.pair_item),
         page.section("disagree", "A person's 2 photos disagree (both kept)", disagree, page.pair_item),
+        page.section("sex", "Sex to check (photos disagree, or contradict catalog.json)", sex_doubts, page.sex_item),
         page.unusable(unusable, kinds),
     ]
     text = (
@@ -145,6 +150,23 @@ class _Page:
             sides = f'<div class="strip">{self._strip(a)}<div class="vs">≈</div>{self._strip(b)}</div>'
             title = f"{self._name(a)} ≈ {self._name(b)}"
         return f'<div class="item"><div class="why"><b>{html.escape(title)}</b>{html.escape(detail)}{sides}</div></div>'
+
+    def sex_item(self, doubt: SexDoubt) -> str:
+        """The person's kept photos, each captioned with how it looks (P(female) from the estimator): the most male
+        and the most female looking ones when there are more than CONTEXT."""
+        person = self.store.persons.get(doubt.person)
+        given = f" (catalog.json: {person.sex})" if person and person.sex else ""
+        looks = sorted(zip(doubt.female, self.kept.get(doubt.person, [])), key=lambda fp: fp[0])
+        if len(looks) > CONTEXT:
+            looks = looks[: CONTEXT // 2] + looks[-(CONTEXT // 2) :]
+        figures = "".join(
+            f"<figure>{self._img(self.thumbs.get(p.sha256))}{html.escape(p.path)}<br>P(female) {female:.2f}</figure>"
+            for female, p in looks
+        )
+        return (
+            f'<div class="item"><div class="why"><b>{html.escape(self._name(doubt.person) + given)}</b>'
+            f'{html.escape(doubt.reason)}<div class="strip doubt">{figures}</div></div></div>'
+        )
 
     def unusable(self, skips: Sequence[Skipped], kinds: Counter) -> str:
         if not skips:

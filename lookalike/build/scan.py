@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lookalike.assets import Person
+from lookalike.assets import SEXES, Person
 from lookalike.engine.images import IMAGE_SUFFIXES
 
 CATALOG_FILE = "catalog.json"
@@ -58,7 +58,8 @@ def scan(photos_dir: Path) -> PhotoFolder:
 
 
 def read_catalog_json(path: Path) -> dict[str, Person]:
-    """Entries of ``catalog.json`` (a list of {"name", "alias", "role", "n_movies", "url"}) by normalised alias."""
+    """Entries of ``catalog.json`` (a list of {"name", "alias", "role", "n_movies", "url", "sex"}) by normalised
+    alias. ``sex`` is "F" or "M" when given (without it the build estimates it from the photos)."""
     if not path.exists():
         return {}
     try:
@@ -72,6 +73,9 @@ def read_catalog_json(path: Path) -> dict[str, Person]:
         if not isinstance(item, dict) or not item.get("alias") or not item.get("name"):
             raise CatalogError(f'{path}: entry {n} needs at least "name" and "alias": {item!r}')
         pid = person_id(str(item["alias"]))
+        sex = item.get("sex")
+        if sex is not None and sex not in SEXES:
+            raise CatalogError(f'{path}: entry {n} ({item["alias"]}): "sex" must be "F" or "M", got {sex!r}')
         persons[pid] = Person(
             id=pid,
             name=str(item["name"]),
@@ -79,6 +83,7 @@ def read_catalog_json(path: Path) -> dict[str, Person]:
             role=str(item["role"]) if item.get("role") else None,
             n_movies=item["n_movies"] if isinstance(item.get("n_movies"), int) else None,
             url=str(item["url"]) if item.get("url") else None,
+            sex=sex,
         )
     return persons
 

@@ -2,60 +2,42 @@
 
 The classic landmark morph: dlib's 68 points on both faces, both faces aligned on the same eye line and scale, one
 Delaunay triangulation of the averaged points plus the frame's border, per-triangle affine warps of both faces
-towards the in-between shape, and a cross-dissolve. Self-contained on purpose (only ``lookalike.errors``), so the
-package can be reorganised around it.
+towards the in-between shape, and a cross-dissolve. Runs where the faces are analysed (a bot worker, the CLI): it
+decodes like every photo (``images.load_rgb``, with its limits), detects with the process's HOG detector
+(``analysis.analyzer``) and leaves the encoding to animation.py.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
-from fractions import Fraction
 from functools import cache
 
-import dlib
 import face_recognition_models
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageOps
+from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 from scipy.spatial import Delaunay
 
-from lookalike.errors import NotAnImage, PhotoError, TooLarge
+from lookalike.engine import animation
+from lookalike.engine.analysis import analyzer
+from lookalike.engine.dlib_runtime import dlib
+from lookalike.engine.images import ImageLimits, load_rgb
+from lookalike.errors import NoLandmarks
 
 SIZE = 320  # px, square: what the bot sends
-FRAMES = 30  # user → celebrity → (almost) user: the last frame leads into the first when the animation loops
-FPS = 15  # 30 frames = 2 s
-FORMATS = {"mp4": (FRAMES, FPS), "gif": (20, 10)}  # frames and fps of each encoding, 2 s each
-MAX_BYTES = 1_000_000  # what the bot promises to send at most
-GIF_COLOURS = (128, 64)  # palette sizes to try in turn: 128 keeps the GIF near 750 KB (bench/blend.py)
 EYE_DISTANCE = 0.28  # of the frame: both faces' eye centres this far apart…
 EYE_LINE = 0.41  # …on a horizontal line this far down, centred
 OUTSIDE_BLUR = 16  # px: Gaussian radius for what lies beyond the photo's edge…
 OUTSIDE_FEATHER = 16  # px: …fading in over this many frame pixels past the edge
 MAX_ZOOM = 1.15  # at most this much closer than EYE_DISTANCE: more would crop ordinary faces too tightly
 MOUTH_RATIO = 1.3  # eye-to-mouth over eye-to-eye distance above which a face counts as turned (90th percentile)
-DETECT_MAX_SIDE = 640  # px: detection and landmarks on a copy no larger (a catalog portrait's face stays > 100 px)
+DETECT_MAX_SIDE = 640  # px: both photos decoded no larger (a catalog portrait's face stays > 100 px)
+LIMITS = ImageLimits(decode_max_side=DETECT_MAX_SIDE)
 SMALL_SIDE = 400  # px: below this, faces may be under dlib's 80 px HOG window, so look again upsampled
 DARK_BAND = 24  # a row or column is padding when almost none of its pixels is brighter than this (face_crop's black)
 BAND_BORDER = 2  # px more to drop beyond such a band: resampling and JPEG blur its edge into the picture
 
 MIN_AREA = 1e-3  # px²: a triangle of the in-between shape smaller than this covers no pixel and has no affine
-
-YOUR_FACE = "your face"
-CELEBRITY_FACE = "the celebrity's face"
-
-
-class NoLandmarks(PhotoError):
-    """dlib found no face, hence no 68 landmarks, in one of the two images: the morph has nothing to hold on to."""
-
-    code = "no_landmarks"
-
-    def __init__(self, whose: str) -> None:
-        self.whose = whose
-        super().__init__(f"could not find the 68 face landmarks on {whose}")
-
-    def __reduce__(self) -> tuple[type[NoLandmarks], tuple[str]]:
-        return NoLandmarks, (self.whose,)  # rebuilt from ``whose`` after crossing from a worker process
 
 
 @dataclass(frozen=True)
@@ -67,13 +49,15 @@ class AlignedFace:
 
 
 @cache
-def _models() -> tuple[dlib.fhog_object_detector, dlib.shape_predictor]:
-    """Loaded on first use and kept for the process: the 68-point predictor (~100 MB) takes about a second to read."""
-    predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
-    return dlib.get_frontal_face_detector(), predictor
+def landmark_predictor() -> dlib.shape_predictor:
+    """dlib's 68-point model, read on the first blend and kept for the process (about a second to read, ~100 MB):
+    only the blend needs it, so workers that never blend never hold it. The detector is the analyzer's."""
+    return dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
 
 
-def blend_frames(user_jpeg: bytes, celeb_jpeg: bytes, size: int = SIZE, frames: int = FRAMES) -> list[np.ndarray]:
+def blend_frames(
+    user_jpeg: bytes, celeb_jpeg: bytes, size: int = SIZE, frames: int = animation.FRAMES
+) -> list[np.ndarray]:
     """The animation's frames, RGB uint8 (size, size, 3): first the user, middle the celebrity, last ≈ the user.
 
     Raises NoLandmarks (naming the face), NotAnImage or TooLarge. Frames with the same morph weight (on the way
@@ -84,12 +68,10 @@ def blend_frames(user_jpeg: bytes, celeb_jpeg: bytes, size: int = SIZE, frames: 
 
 
 def blend_animation(user_jpeg: bytes, celeb_jpeg: bytes, fmt: str = "mp4", size: int = SIZE) -> bytes:
-    """The ~2 s animation encoded for sendAnimation: "mp4" (H.264, needs PyAV: ~45 KB) or "gif" (Pillow only:
-    fewer frames and colours to stay under MAX_BYTES, ~750 KB). Raises what ``blend_frames`` raises."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown animation format {fmt!r}: one of {', '.join(FORMATS)}")
-    frames, fps = FORMATS[fmt]
-    return encode_animation(blend_frames(user_jpeg, celeb_jpeg, size, frames), fmt, fps)
+    """The ~2 s animation encoded for sendAnimation as ``fmt`` (see animation.FORMATS). Raises what
+    ``blend_frames`` raises, and ValueError for an unknown format before any work."""
+    frames, fps = animation.timing(fmt)
+    return animation.encode(blend_frames(user_jpeg, celeb_jpeg, size, frames), fmt, fps)
 
 
 def align_pair(user_jpeg: bytes, celeb_jpeg: bytes, size: int = SIZE) -> tuple[AlignedFace, AlignedFace]:
@@ -98,7 +80,7 @@ def align_pair(user_jpeg: bytes, celeb_jpeg: bytes, size: int = SIZE) -> tuple[A
     Where the frame would reach past either photo's edge (a tight catalog crop), both are zoomed in together, up
     to MAX_ZOOM; what is still outside is filled with a blurred reflection of the photo's edge.
     """
-    faces = [_locate(user_jpeg, YOUR_FACE), _locate(celeb_jpeg, CELEBRITY_FACE)]
+    faces = [_locate(user_jpeg, NoLandmarks.USER), _locate(celeb_jpeg, NoLandmarks.CELEBRITY)]
     zoom = min(MAX_ZOOM, max(_zoom_to_cover(image, points, size) for image, points in faces))
     user, celeb = (_align(image, points, size, zoom) for image, points in faces)
     return user, celeb
@@ -106,8 +88,8 @@ def align_pair(user_jpeg: bytes, celeb_jpeg: bytes, size: int = SIZE) -> tuple[A
 
 def _locate(jpeg: bytes, whose: str) -> tuple[Image.Image, np.ndarray]:
     """The decoded photo and its face's 68 landmarks (``whose`` names the face in NoLandmarks)."""
-    image = _trim_dark_bands(_decode(jpeg))
-    return image, _landmarks(image, whose)
+    image = _trim_dark_bands(Image.fromarray(load_rgb(jpeg, LIMITS)))
+    return image, landmarks(image, whose)
 
 
 def _zoom_to_cover(image: Image.Image, points: np.ndarray, size: int) -> float:
@@ -147,7 +129,7 @@ def _align(image: Image.Image, points: np.ndarray, size: int, zoom: float) -> Al
     return AlignedFace(aligned, np.stack([frame.real, frame.imag], axis=1))
 
 
-def morph(user: AlignedFace, celeb: AlignedFace, frames: int = FRAMES) -> list[np.ndarray]:
+def morph(user: AlignedFace, celeb: AlignedFace, frames: int = animation.FRAMES) -> list[np.ndarray]:
     """Warp both faces towards the in-between shape and cross-dissolve, eased so it lingers at both ends."""
     size = user.image.shape[0]
     edge = size - 1
@@ -178,29 +160,6 @@ def morph(user: AlignedFace, celeb: AlignedFace, frames: int = FRAMES) -> list[n
     return out
 
 
-def encode_animation(frames: list[np.ndarray], fmt: str = "mp4", fps: int = FPS) -> bytes:
-    """MP4 (H.264 yuv420p, no audio: what sendAnimation plays inline and loops) or a looping GIF."""
-    if fmt == "mp4":
-        return _mp4(frames, fps)
-    if fmt == "gif":
-        return _gif(frames, fps)
-    raise ValueError(f"unknown animation format {fmt!r}: one of {', '.join(FORMATS)}")
-
-
-def _decode(data: bytes) -> Image.Image:
-    """Upright RGB, JPEG-decoded at a reduced scale when the photo is much larger than detection needs."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            side = max(im.size)
-            if side > DETECT_MAX_SIDE:
-                im.draft("RGB", (im.width * DETECT_MAX_SIDE // side, im.height * DETECT_MAX_SIDE // side))
-            return ImageOps.exif_transpose(im).convert("RGB")
-    except Image.DecompressionBombError as e:
-        raise TooLarge(str(e)) from e
-    except (OSError, SyntaxError, ValueError) as e:
-        raise NotAnImage(str(e)) from e
-
-
 def _trim_dark_bands(image: Image.Image) -> Image.Image:
     """Drop the black bands ``face_crop`` pads with where a face nears the photo's edge (and the blurred rows at
     their border), so that the frame is filled from real pixels instead of showing the bands."""
@@ -219,15 +178,10 @@ def _trim_dark_bands(image: Image.Image) -> Image.Image:
     return image if box == (0, 0, *image.size) else image.crop(box)
 
 
-def _landmarks(image: Image.Image, whose: str) -> np.ndarray:
-    """The 68 points (x, y) of the largest face, in ``image`` pixels. Looks harder only when it must: upsampled
-    for small images, then with the edges extended for tight crops (the detector wants some context)."""
-    detector, predictor = _models()
-    scale = min(1.0, DETECT_MAX_SIDE / max(image.size))
-    if scale < 1:
-        image = image.resize(
-            (round(image.width * scale), round(image.height * scale)), Image.Resampling.BILINEAR, reducing_gap=2.0
-        )
+def landmarks(image: Image.Image, whose: str) -> np.ndarray:
+    """The 68 points (x, y) of the largest face, in ``image`` pixels (no larger than LIMITS decodes). Looks harder
+    only when it must: upsampled for small images, then with the edges extended for tight crops (the detector
+    wants some context)."""
     rgb = np.asarray(image)
     upsample = 1 if max(rgb.shape) < SMALL_SIDE else 0
     pad_y, pad_x = rgb.shape[0] // 4, rgb.shape[1] // 4
@@ -236,12 +190,12 @@ def _landmarks(image: Image.Image, whose: str) -> np.ndarray:
     if upsample:
         attempts.append((rgb, 1, (0, 0)))
     attempts.append((padded, upsample, (pad_x, pad_y)))
+    detector = analyzer().detector
     for pixels, times, offset in attempts:
         rects = detector(pixels, times)
         if rects:
-            shape = predictor(pixels, max(rects, key=lambda r: r.area()))
-            points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64) - offset
-            return points / scale
+            shape = landmark_predictor()(pixels, max(rects, key=lambda r: r.area()))
+            return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64) - offset
     raise NoLandmarks(whose)
 
 
@@ -353,38 +307,3 @@ def _warp(
         bottom *= fy
         out[channel] = top + bottom
     return out
-
-
-def _mp4(frames: list[np.ndarray], fps: int) -> bytes:
-    """H.264 (yuv420p, so even sides) in MP4 via PyAV, imported here so that the GIF path needs no extra package.
-    x264's "veryfast" preset: a third of "medium"'s time for the same size at this length (bench/blend.py)."""
-    import av
-
-    height, width = frames[0].shape[:2]
-    if width % 2 or height % 2:
-        raise ValueError(f"H.264 yuv420p needs even sides, not {width}x{height}")
-    out = io.BytesIO()
-    with av.open(out, mode="w", format="mp4") as container:  # moov at the end: +faststart cannot seek in memory
-        stream = container.add_stream("libx264", rate=Fraction(fps))
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "23", "preset": "veryfast"}
-        stream.codec_context.thread_count = 1  # one core per animation: the bot's worker pool shares the machine
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return out.getvalue()
-
-
-def _gif(frames: list[np.ndarray], fps: int) -> bytes:
-    """A looping GIF with one palette made from the two ends (every frame is a mix of them), undithered: dithering
-    noise does not compress, and a full-frame morph leaves GIF no unchanged areas to skip."""
-    ends = Image.fromarray(np.concatenate([frames[0], frames[len(frames) // 2]], axis=0))
-    for colours in GIF_COLOURS:
-        palette = ends.quantize(colours, method=Image.Quantize.MEDIANCUT)
-        images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
-        out = io.BytesIO()
-        images[0].save(out, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
-        if out.tell() <= MAX_BYTES:
-            break
-    return out.getvalue()

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
-import dlib
 import face_recognition_models
 import numpy as np
 from PIL import Image
+
+from lookalike.engine.dlib_runtime import dlib
+from lookalike.engine.photo import DetectOptions
 
 CHIP_SIZE = 150  # the ResNet model was trained on 150x150 chips aligned by dlib.get_face_chip
 CHIP_PADDING = 0.25
@@ -24,21 +27,11 @@ PIPELINE = f"dlib {dlib.__version__}, HOG + 5-point landmarks, chip {CHIP_SIZE}p
 HOG_WINDOW = 80  # px: dlib's frontal HOG detector does not see faces smaller than its window
 
 
-@dataclass(frozen=True)
-class DetectOptions:
-    """How hard to look, cheapest first (bench/RESULTS.md measures the sizes):
+class Detection(NamedTuple):
+    """A face rectangle and the HOG detector's score for it (0 is the detector's threshold; higher is surer)."""
 
-    1. a copy no larger than ``detect_max_side`` — a selfie's face is big, so most photos stop here;
-    2. if nothing was found, or several faces of which some sit near the detector's 80 px floor (a group photo
-       may hold more, smaller ones), a copy ``refine_factor`` times larger;
-    3. if still nothing, the full image upsampled ``fallback_upsample`` times (small faces in big photos).
-    """
-
-    detect_max_side: int = 400
-    refine_factor: float = 2.0
-    fallback_upsample: int = 1
-    jitters: int = 0
-    max_faces: int = 10
+    rect: dlib.rectangle
+    score: float
 
 
 @dataclass(frozen=True)
@@ -67,27 +60,37 @@ class FaceAnalyzer:
 
     def detect(self, rgb: np.ndarray, options: DetectOptions = DetectOptions()) -> list[dlib.rectangle]:
         """Face rectangles in ``rgb`` coordinates, from the cheapest pass that finds them (see DetectOptions)."""
+        return [d.rect for d in self.detections(rgb, options)]
+
+    def detections(self, rgb: np.ndarray, options: DetectOptions = DetectOptions()) -> list[Detection]:
+        """``detect`` with the detector's score of each face: what tells a real face from an upside-down one."""
         longest = max(rgb.shape[:2])
         side = min(longest, options.detect_max_side)
-        rects = self._detect_at(rgb, side)
-        near_floor = len(rects) > 1 and min(r.width() for r in rects) * side / longest < 1.5 * HOG_WINDOW
-        if longest > side and (not rects or near_floor):
+        found = self._detect_at(rgb, side)
+        near_floor = len(found) > 1 and min(d.rect.width() for d in found) * side / longest < 1.5 * HOG_WINDOW
+        if longest > side and (not found or near_floor):
             refined = self._detect_at(rgb, min(longest, round(side * options.refine_factor)))
-            rects = max(rects, refined, key=len)
-        if not rects and options.fallback_upsample > 0:
-            rects = list(self.detector(rgb, options.fallback_upsample))
-        return rects
+            found = max(found, refined, key=len)
+        if not found and options.fallback_upsample > 0:
+            found = self.scored(rgb, options.fallback_upsample)
+        return found
 
-    def _detect_at(self, rgb: np.ndarray, side: int) -> list[dlib.rectangle]:
+    def scored(self, rgb: np.ndarray, upsample: int = 0, adjust_threshold: float = 0.0) -> list[Detection]:
+        """One HOG pass over ``rgb`` as it is; ``adjust_threshold`` < 0 also returns weaker candidates."""
+        rects, scores, _ = self.detector.run(_packed(rgb), upsample, adjust_threshold)
+        return [Detection(r, float(s)) for r, s in zip(rects, scores)]
+
+    def _detect_at(self, rgb: np.ndarray, side: int) -> list[Detection]:
         """HOG on a copy whose long side is ``side`` px, boxes mapped back to ``rgb``."""
         scale = side / max(rgb.shape[:2])
-        small = rgb if scale >= 1.0 else _resize(rgb, scale)
-        return [_scale_rect(r, 1.0 / scale) for r in self.detector(small, 0)]
+        small = rgb if scale >= 1.0 else resize(rgb, scale)
+        return [Detection(_scale_rect(d.rect, 1.0 / scale), d.score) for d in self.scored(small)]
 
     def describe(self, rgb: np.ndarray, rects: list[dlib.rectangle], jitters: int = 0) -> list[Face]:
         """Landmarks, quality and descriptor for each rectangle; descriptors are computed in one batched call."""
         if not rects:
             return []
+        rgb = _packed(rgb)
         shapes = dlib.full_object_detections()
         for rect in rects:
             shapes.append(self.predictor(rgb, rect))
@@ -102,16 +105,17 @@ class FaceAnalyzer:
             faces.append(Face(box, points, eye_distance, roll, np.asarray(vector, dtype=np.float32)))
         return faces
 
-    def faces(self, rgb: np.ndarray, options: DetectOptions = DetectOptions()) -> tuple[list[Face], int]:
-        """The largest ``options.max_faces`` faces described, largest first, and how many were detected in all."""
-        rects = sorted(self.detect(rgb, options), key=lambda r: -r.area())
-        return self.describe(rgb, rects[: options.max_faces], options.jitters), len(rects)
 
-
-def _resize(rgb: np.ndarray, scale: float) -> np.ndarray:
+def resize(rgb: np.ndarray, scale: float) -> np.ndarray:
     height, width = rgb.shape[:2]
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+
+
+def _packed(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` as dlib takes it: rows of packed pixels. A slice or a turned view is copied, and so is an image one
+    pixel wide, whose odd column stride numpy still calls contiguous; anything else is passed as it is."""
+    return rgb if rgb.flags.c_contiguous and rgb.strides[1:] == (3, 1) else rgb.copy(order="C")
 
 
 def _scale_rect(rect: dlib.rectangle, factor: float) -> dlib.rectangle:

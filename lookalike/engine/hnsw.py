@@ -2,35 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 
-def _import_quietly():
-    """nmslib's PyPI wheel prints a three-line "your CPU supports instructions…" hint to stderr through C stdio
-    (buffered, so it surfaces at exit); newcomers read it as an error. Import with fd 2 on /dev/null and flush C
-    stdio before putting fd 2 back."""
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """fd 2 on /dev/null, C stdio flushed before it is put back: nmslib writes to stderr from C++ (its import's
+    "your CPU supports instructions…" hint, a "Check failed" line before it raises on a bad file), which an
+    operator would read as a second error."""
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(null, 2)
-        import nmslib
-
-        ctypes.CDLL(None).fflush(None)
-        return nmslib
+        yield
     finally:
+        ctypes.CDLL(None).fflush(None)
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)
 
 
-nmslib = _import_quietly()
+with _stderr_silenced():
+    import nmslib
+
 
 INDEX_FILE = "index.hnsw"
+INDEX_FILES = (INDEX_FILE, INDEX_FILE + ".dat")  # the graph, and the vectors nmslib saves beside it
 PARAMS_FILE = "index.json"
 
 
@@ -91,18 +95,40 @@ class HnswIndex:
         return [(ids, np.sqrt(np.maximum(d2, 0.0))) for ids, d2 in found]
 
     def save(self, assets: Path, extra: dict | None = None) -> None:
-        """Graph and data (``index.hnsw`` + ``.dat``) and the parameters (``index.json``)."""
+        """Graph and data (``index.hnsw`` + ``.dat``) and the parameters (``index.json``), with the two files'
+        sizes: nmslib reads a truncated or foreign file into a crash or a wrong graph, so ``load`` checks first."""
         self._index.saveIndex(str(assets / INDEX_FILE), save_data=True)
-        meta = {**asdict(self.params), "size": self.size, **(extra or {})}
+        sizes = {name: (assets / name).stat().st_size for name in INDEX_FILES}
+        meta = {**asdict(self.params), "size": self.size, "bytes": sizes, **(extra or {})}
         (assets / PARAMS_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
     @classmethod
     def load(cls, assets: Path) -> HnswIndex:
-        meta = json.loads((assets / PARAMS_FILE).read_text(encoding="utf-8"))
-        params = HnswParams(meta["M"], meta["ef_construction"], meta["ef_search"])
+        """Raises ValueError naming the damaged file (missing, truncated, not an index, not this index's)."""
+        try:
+            meta = json.loads((assets / PARAMS_FILE).read_text(encoding="utf-8"))
+            params = HnswParams(int(meta["M"]), int(meta["ef_construction"]), int(meta["ef_search"]))
+            size, expected = int(meta["size"]), {name: int(meta["bytes"][name]) for name in INDEX_FILES}
+        except KeyError as exc:
+            raise ValueError(f"{assets / PARAMS_FILE}: no {exc} (made by an older version)") from None
+        except FileNotFoundError:
+            raise ValueError(f"{assets / PARAMS_FILE}: missing") from None
+        except (OSError, ValueError, TypeError) as exc:
+            raise ValueError(f"{assets / PARAMS_FILE}: damaged ({type(exc).__name__}: {exc})") from None
+        for name, want in expected.items():
+            have = (assets / name).stat().st_size if (assets / name).is_file() else None
+            if have != want:
+                found = "missing" if have is None else f"{have} bytes, {want} expected"
+                raise ValueError(f"{assets / name}: {found}")
         index = _new_index()
-        index.loadIndex(str(assets / INDEX_FILE), load_data=True)
-        loaded = cls(index, params, int(meta["size"]), meta)
+        try:
+            with _stderr_silenced():
+                index.loadIndex(str(assets / INDEX_FILE), load_data=True)
+        except (RuntimeError, MemoryError) as exc:  # nmslib's "Check failed", or a garbage length allocated
+            raise ValueError(f"{assets / INDEX_FILE}: not a readable index ({type(exc).__name__})") from None
+        if len(index) != size:
+            raise ValueError(f"{assets / INDEX_FILE}: {len(index)} vectors, {PARAMS_FILE} says {size}")
+        loaded = cls(index, params, size, meta)
         loaded.set_ef(params.ef_search)
         return loaded
 

@@ -11,18 +11,39 @@ Ranking is by the hub-corrected score (``similarity.HubCorrection``): distance m
 congress catalog it cuts the share of strangers sent to the 10 most frequent answers from 0.085 to 0.061, and
 costs no identification: members' news photos top-1 0.939 either way (bench/quality.py; built at jitters 0:
 0.913 → 0.930). ``distance`` stays the plain L2 distance to the matched photo.
+
+Matches can be drawn from one sex (``Lookup.matches`` asks for the face's own apparent sex by default, see
+``choose_sex``). The filter is one byte a person and the same HNSW window, started as much wider as that sex's
+photos are rarer. One index per sex was the alternative: beside the index for everyone it would double the
+index's memory (~1.3 GB more at a million photos), and instead of it every match among everyone would be two
+searches and the assets another layout. Measured (bench/quality.py, "Apparent sex"): the face's own sex costs what
+a match among everyone costs and finds the same best person as an exact scan; the *other* sex, asked for
+explicitly, is exact on the default catalog but on large catalogs is a near answer rather than the nearest (a
+man's nearest women lie beyond windows of thousands of men): per-sex indexes are the way if that matters there.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from lookalike.assets import AssetsError, CatalogReader, ThumbnailRef
+from lookalike.assets import SEXES, AssetsError, CatalogReader, ThumbnailRef, sex_code
 from lookalike.engine.hnsw import HnswIndex
+from lookalike.engine.sex import MODEL_FILE, SexEstimator
 from lookalike.engine.similarity import Calibration, HubCorrection
+
+MatchSex = Literal["auto", "F", "M", "any"]  # whom a face is matched with: its own apparent sex, women, men, anyone
+MATCH_SEX_CHOICES: tuple[MatchSex, ...] = ("auto", "F", "M", "any")
+Sex = Literal["F", "M"]
+NEIGHBOURS = 10  # best-matching persons whose sexes weigh in on a face's apparent sex
+NEIGHBOUR_WEIGHT = 0.5  # their log-odds' weight against the estimator's (bench/quality.py, "Apparent sex")
+SAME_PERSON = 98.0  # % (the curve for everyone) from which the best match is taken for the face's own person
+WIDEST_EF = 1024  # rows a widened window is sure to get in full (bench/quality.py: the cost at a million photos)
 
 
 @dataclass(frozen=True)
@@ -36,13 +57,15 @@ class Match:
     url: str | None  # the person's page from catalog.json, if it gives one
     thumb: ThumbnailRef  # portrait of the matched catalog photo (read when drawn)
     photo: str  # the matched catalog photo, relative to the photos folder
+    sex: str | None = None  # the person's, "F" or "M"
 
 
 class Matcher:
     """Loaded once per bot or CLI process from ``assets/``; ``match`` costs well under a millisecond.
 
-    Holds the index, one person number and one hub offset per photo; names and paths are read from the catalog
-    for the rows a match shows (at a million photos: the index's ~2 GB, and ~10 MB besides)."""
+    Holds the index, one person number and one hub offset per photo, one sex byte per person and the sex model's
+    129 numbers; names and paths are read from the catalog for the rows a match shows (at a million photos: the
+    index's ~2 GB, and ~10 MB besides)."""
 
     def __init__(self, assets: Path, ef_search: int = 0, min_similarity: float = 1.0) -> None:
         self.assets = assets
@@ -51,10 +74,8 @@ class Matcher:
             self.index = HnswIndex.load(assets)
             self.calibration = Calibration.load(assets)
             self.hubs = HubCorrection.load(assets, self.index.size)
-        except (OSError, KeyError, ValueError, RuntimeError) as exc:  # nmslib raises RuntimeError on a bad file
-            raise AssetsError(
-                f"{assets}: no usable index or calibration ({exc}); run build_index.py --assets {assets}"
-            ) from exc
+        except ValueError as exc:  # each loader names its file and what is wrong with it
+            raise AssetsError(f"{exc}; run build_index.py --assets {assets}") from None
         if self.index.extra.get("embeddings") != self.catalog.fingerprint:
             raise AssetsError(
                 f"{assets}: the index was built from other embeddings than this catalog's; "
@@ -62,32 +83,109 @@ class Matcher:
             )
         if ef_search:
             self.index.set_ef(ef_search)
+        self.ef_search = ef_search or self.index.params.ef_search
+        self._widening = threading.Lock()
         self.min_similarity = min_similarity
+        self.person_sex = self.catalog.person_sexes()  # one byte a person: what a match is filtered by
+        try:
+            self.sexes = SexEstimator.load()
+        except (OSError, KeyError, ValueError) as exc:
+            raise AssetsError(f"{MODEL_FILE}: cannot read the sex model ({exc}); reinstall lookalike") from None
+        row_sex = np.bincount(self.person_sex[self.catalog.person_of], minlength=len(SEXES) + 1)
+        person_sex = np.bincount(self.person_sex, minlength=len(SEXES) + 1)
+        self._rows_of = dict(zip(SEXES, row_sex[1:].tolist()))  # photos of each sex: sizes the first window
+        self._persons_of = dict(zip(SEXES, person_sex[1:].tolist()))
 
-    def match(self, descriptor: np.ndarray, k: int = 5) -> list[Match]:
-        """The ``k`` best persons, best first, each once (at their best-scoring photo).
+    def choose_sex(self, descriptor: np.ndarray, match_sex: MatchSex = "auto") -> tuple[Sex | None, float]:
+        """Whom this face is matched with (None: everyone) and its P(female).
+
+        "F" or "M" is that sex, "any" everyone, "auto" the face's apparent sex (``_apparent_sex``). Everyone when
+        the catalog has nobody of the chosen sex.
+        """
+        female = float(self.sexes.female_probability(descriptor)[0])
+        if match_sex == "auto":
+            sex: Sex | None = self._apparent_sex(descriptor, female)
+        else:
+            sex = None if match_sex == "any" else match_sex
+        return (sex if sex and self._persons_of[sex] else None), female
+
+    def _apparent_sex(self, descriptor: np.ndarray, female: float) -> Sex:
+        """The estimator's log-odds plus NEIGHBOUR_WEIGHT times the log-odds the NEIGHBOURS best-matching persons
+        give (their count of women and men against the catalog's mix): the estimator decides where it is sure,
+        the neighbours near 0.5. A face as close to a person as few strangers come to anyone (SAME_PERSON) is
+        likely that person, and takes their sex: a celebrity's own photo must find them whatever it looks like.
+        The neighbours come from the first HNSW window, unwidened: they vote, they are not shown."""
+        ids, dists = self._nearest(descriptor, max(4 * NEIGHBOURS, 32))
+        scores = dists - self.hubs.offsets[ids]
+        order = np.argsort(scores, kind="stable")
+        persons = list(dict.fromkeys(self.catalog.person_of[ids[order]].tolist()))[:NEIGHBOURS]
+        votes = self.person_sex[persons]
+        if votes[0] and self.calibration.similarity(float(scores[order[0]])) >= SAME_PERSON:
+            return SEXES[votes[0] - 1]
+        evidence = math.log(max(female, 1e-9) / max(1.0 - female, 1e-9))
+        women, men = self._persons_of["F"], self._persons_of["M"]
+        if women and men:
+            for_women = int((votes == sex_code("F")).sum())
+            evidence += NEIGHBOUR_WEIGHT * (
+                math.log((for_women + 0.5) / (len(votes) - for_women + 0.5)) - math.log(women / men)
+            )
+        return "F" if evidence >= 0 else "M"
+
+    def match(self, descriptor: np.ndarray, k: int = 5, sex: Sex | None = None) -> list[Match]:
+        """The ``k`` best persons (of ``sex`` only, unless None or the catalog has nobody of it), best first, each
+        once (at their best-scoring photo), with the % of the curve fitted for that sex's matches."""
+        if sex and not self._persons_of[sex]:
+            sex = None
+        curve = self.calibration.for_sex(sex)
+        return [self._match(curve, score, dist, row) for score, dist, row in self._ranked(descriptor, k, sex)]
+
+    def _ranked(self, descriptor: np.ndarray, k: int, sex: Sex | None = None) -> list[tuple[float, float, int]]:
+        """(score, distance, row) of the ``k`` best persons of ``sex`` (None: everyone), best first.
 
         HNSW gives the nearest rows; a row beyond the window scores at least the window's last distance minus
-        the largest offset, so the window widens until the ``k`` best scores are below that bound.
+        the largest offset, so the window widens until the ``k`` best scores are below that bound. Filtered to a
+        sex, the first window is as much wider as that sex's photos are rarer, so one query usually holds them
+        (bench/RESULTS.md: the cost at a million photos).
         """
-        wanted = min(k, self.catalog.n_persons)
-        n = min(self.index.size, max(4 * k, 32))
+        code = sex_code(sex)
+        wanted = min(k, self._persons_of[sex] if sex else self.catalog.n_persons)
+        n = max(4 * k, 32)
+        if sex:
+            n = math.ceil(n * self.index.size / self._rows_of[sex])
+        n = min(self.index.size, n)
         while True:
-            ids, dists = self.index.query(descriptor, n)
+            ids, dists = self._nearest(descriptor, n)
+            bound = float(dists[-1]) - self.hubs.max_offset
+            persons = self.catalog.person_of[ids]
+            if code:
+                keep = self.person_sex[persons] == code
+                ids, dists, persons = ids[keep], dists[keep], persons[keep]
             scores = dists - self.hubs.offsets[ids]
             best: dict[int, tuple[float, float, int]] = {}
             for i in np.argsort(scores, kind="stable"):
-                person = int(self.catalog.person_of[ids[i]])
-                if person not in best:
-                    best[person] = (float(scores[i]), float(dists[i]), int(ids[i]))
+                if int(persons[i]) not in best:
+                    best[int(persons[i])] = (float(scores[i]), float(dists[i]), int(ids[i]))
             ranked = list(best.values())[:wanted]
-            bound = float(dists[-1]) - self.hubs.max_offset
             if n >= self.index.size or (len(ranked) == wanted and ranked[-1][0] <= bound):
-                break
+                return ranked
             n = min(self.index.size, n * 4)
-        return [self._match(score, dist, row) for score, dist, row in ranked]
 
-    def _match(self, score: float, distance: float, row: int) -> Match:
+    def _nearest(self, descriptor: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """HNSW's ``n`` nearest rows. Beyond efSearch, nmslib may return fewer rows than asked (720 of 879 at
+        efSearch 64: 425), and a short window can hide all of a sex's persons: a window of up to WIDEST_EF rows
+        is asked again with efSearch raised to it, for this query only. Wider ones stay as nmslib returns them
+        (as the hub correction's widening always did): raising efSearch that far costs tens of milliseconds."""
+        ids, dists = self.index.query(descriptor, n)
+        if len(ids) >= min(n, self.index.size) or not self.ef_search < n <= WIDEST_EF:
+            return ids, dists
+        with self._widening:
+            self.index.set_ef(n)
+            try:
+                return self.index.query(descriptor, n)
+            finally:
+                self.index.set_ef(self.ef_search)
+
+    def _match(self, curve: Calibration, score: float, distance: float, row: int) -> Match:
         photo = self.catalog.photo(row)
         person = self.catalog.person(photo.person)
         if person is None:
@@ -96,10 +194,11 @@ class Matcher:
             person=photo.person,
             name=person.name,
             distance=distance,
-            similarity=self.calibration.similarity(score, self.min_similarity),
+            similarity=curve.similarity(score, self.min_similarity),
             alias=person.alias,
             role=person.role,
             url=person.url,
             thumb=self.catalog.thumb(photo.sha256),
             photo=photo.path,
+            sex=person.sex,
         )

@@ -27,16 +27,21 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from lookalike.assets import SEXES
+from lookalike.files import read_npz
+
 CALIBRATION_FILE = "calibration.json"
 HUBNESS_FILE = "hubness.npz"
-FORMAT = 2  # 1: mean/std of nearest-other-person distances (no hub correction)
+FORMAT = 3  # 1: mean/std of nearest-other-person distances (no hub correction); 2: one curve, none per sex
 PROBS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975, 0.99)
 HUB_K = 10
+MIN_SEX_SAMPLES = 100  # reference faces of a sex needed for a curve of its own (the 1st/99th percentile knots)
 HUB_ALPHA = 0.5
 
 
@@ -58,6 +63,12 @@ class Calibration:
     samples: int  # reference faces the curve was fitted on
     mean: float  # of the reference best scores, for the build report
     std: float
+    by_sex: Mapping[str, Calibration] = field(default_factory=dict)  # "F"/"M": the curve of a sex-filtered match
+
+    def for_sex(self, sex: str | None) -> Calibration:
+        """The curve for matches restricted to persons of ``sex`` (None: everyone), fitted on reference faces of
+        that sex matched against that sex only; this one if the catalog had none of them."""
+        return self.by_sex.get(sex, self) if sex else self
 
     def similarity(self, score: float, minimum: float = 1.0) -> float:
         """Percent in [minimum, 100]: the share of ordinary people whose best match scores worse than ``score``;
@@ -78,12 +89,23 @@ class Calibration:
     @classmethod
     def load(cls, assets: Path) -> Calibration:
         """Raises ValueError for a file of another format (an index built by an older version: rebuild it)."""
-        raw = json.loads((assets / CALIBRATION_FILE).read_text(encoding="utf-8"))
-        if raw.get("format") != FORMAT:
-            raise ValueError(f"{CALIBRATION_FILE} is format {raw.get('format', 1)}, this version reads {FORMAT}")
+        path = assets / CALIBRATION_FILE
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            if raw.get("format") != FORMAT:
+                raise ValueError(f"format {raw.get('format', 1)}, this version reads {FORMAT}")
+            by_sex = {sex: cls._curve(curve) for sex, curve in raw["by_sex"].items() if sex in SEXES}
+            return replace(cls._curve(raw), by_sex=by_sex)
+        except FileNotFoundError:
+            raise ValueError(f"{path}: missing") from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{path}: damaged ({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def _curve(cls, raw: dict) -> Calibration:
         knots, z = tuple(map(float, raw["knots"])), tuple(map(float, raw["z"]))
         if len(knots) != len(z) or len(knots) < 3 or any(b <= a for a, b in itertools.pairwise(knots)):
-            raise ValueError(f"{CALIBRATION_FILE}: knots must be at least 3, strictly increasing, one z each")
+            raise ValueError("knots must be at least 3, strictly increasing, one z each")
         return cls(knots, z, int(raw["samples"]), float(raw["mean"]), float(raw["std"]))
 
 
@@ -114,11 +136,11 @@ class HubCorrection:
 
     @classmethod
     def load(cls, assets: Path, rows: int) -> HubCorrection:
-        with np.load(assets / HUBNESS_FILE, allow_pickle=False) as npz:
-            offsets = np.asarray(npz["offsets"], dtype=np.float32)
-            alpha, k = float(npz["alpha"]), int(npz["k"])
+        npz = read_npz(assets / HUBNESS_FILE, "offsets", "alpha", "k")
+        offsets = np.asarray(npz["offsets"], dtype=np.float32)
         if offsets.shape != (rows,):
-            raise ValueError(f"{HUBNESS_FILE}: {offsets.shape[0]} offsets for {rows} catalog photos")
+            raise ValueError(f"{assets / HUBNESS_FILE}: offsets of shape {offsets.shape} for {rows} catalog photos")
+        alpha, k = float(npz["alpha"]), int(npz["k"])
         return cls(offsets, alpha, k)
 
 
@@ -128,9 +150,18 @@ def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def fit(
-    vectors: np.ndarray, reference: np.ndarray, alpha: float = HUB_ALPHA, k: int = HUB_K, block: int = 4096
+    vectors: np.ndarray,
+    reference: np.ndarray,
+    row_sex: np.ndarray | None = None,
+    reference_sex: np.ndarray | None = None,
+    alpha: float = HUB_ALPHA,
+    k: int = HUB_K,
+    block: int = 4096,
 ) -> tuple[Calibration, HubCorrection]:
-    """Hub offsets of the catalog rows and the curve of the reference faces' best (corrected) scores.
+    """Hub offsets of the catalog rows and the curve of the reference faces' best (corrected) scores; given the
+    ``sex_code`` of the rows and of the reference faces, a curve per sex too: its reference faces' best scores
+    among the rows of that sex only, as a match filtered to it ranks them (on one curve for everyone, strangers of
+    the sex with fewer persons in the catalog see lower %: their best match among fewer people is farther).
 
     A reference face's own distance is left out of the r_y it is scored with (leave-one-out): otherwise each
     face would make its nearest catalog photos look like hubs to itself. Blocked over the catalog, so memory is
@@ -144,12 +175,23 @@ def fit(
         d = np.sqrt(_sq_dist(vectors[start : start + block], reference))
         r[start : start + block] = np.partition(d, k - 1, axis=1)[:, :k].mean(axis=1)
     mean_r = float(r.mean())
-    best = np.full(len(reference), np.inf)
+    codes = range(1, len(SEXES) + 1) if row_sex is not None and reference_sex is not None else range(0)
+    best = np.full((1 + len(codes), len(reference)), np.inf)  # everyone's rows, then each sex's
     for start in range(0, len(vectors), block):
         d = np.sqrt(_sq_dist(vectors[start : start + block], reference))
         near = np.partition(d, [k - 1, k], axis=1)
         kth, next_ = near[:, k - 1 : k], near[:, k : k + 1]
         r_loo = np.where(d <= kth, r[start : start + block, None] + (next_ - d) / k, r[start : start + block, None])
-        best = np.minimum(best, (d - alpha * (r_loo - mean_r)).min(axis=0))
+        scores = d - alpha * (r_loo - mean_r)
+        best[0] = np.minimum(best[0], scores.min(axis=0))
+        for code in codes:
+            rows = row_sex[start : start + block] == code
+            if rows.any():
+                best[code] = np.minimum(best[code], scores[rows].min(axis=0))
     offsets = (alpha * (r - mean_r)).astype(np.float32)
-    return fit_calibration(best), HubCorrection(offsets, alpha, k)
+    by_sex = {
+        SEXES[code - 1]: fit_calibration(best[code][reference_sex == code])
+        for code in codes
+        if np.isfinite(best[code]).all() and (reference_sex == code).sum() >= MIN_SEX_SAMPLES
+    }
+    return replace(fit_calibration(best[0]), by_sex=by_sex), HubCorrection(offsets, alpha, k)

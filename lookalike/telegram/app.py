@@ -64,6 +64,7 @@ def build_application(settings: Settings, service: Service) -> Application:
         [
             CommandHandler(["start", "help"], commands.on_help, filters=new),
             CommandHandler("lookalike", photos.on_lookalike, filters=new),
+            CommandHandler("settings", commands.on_settings, filters=new),
             CommandHandler("stats", commands.on_stats, filters=new),
             MessageHandler(filters.PHOTO & new, photos.on_photo),
             MessageHandler((filters.ANIMATION | filters.VIDEO | filters.VIDEO_NOTE) & private & new, commands.on_video),
@@ -104,7 +105,7 @@ async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def register_commands(app: Application) -> None:
     for lang, texts in TEXTS.items():
-        commands = [BotCommand(c, texts[f"cmd_{c}"]) for c in ("start", "help", "lookalike")]
+        commands = [BotCommand(c, texts[f"cmd_{c}"]) for c in ("start", "help", "lookalike", "settings")]
         await app.bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
 
 

@@ -1,5 +1,6 @@
-"""Inline button presses: more matches, 👍/👎, a face's card. Every press is answered (Telegram shows a spinner
-until then); only the person who sent the photo may use its buttons, and only while its result is remembered."""
+"""Inline button presses: more matches, 👍/👎, a face's card, and the /settings choices. Every press is answered
+(Telegram shows a spinner until then); only the person who sent the photo may use its buttons, and only while its
+result is remembered; a /settings button sets the choice of whoever pressed it."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from telegram.constants import ChatAction, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from lookalike.engine.blend import YOUR_FACE, NoLandmarks, blend_animation
+from lookalike.engine.jobs import blend_animation
 from lookalike.engine.pool import PoolBusy, PoolError
+from lookalike.errors import NoLandmarks
 from lookalike.logs import Throttled
 from lookalike.telegram import keyboards
+from lookalike.telegram.commands import choose_match_sex
 from lookalike.telegram.replies import card_caption, deliver, lang_of, send_card, service
 from lookalike.telegram.results import Result
 from lookalike.telegram.service import JOB_TIMEOUT, Service
@@ -33,7 +36,9 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     lang = lang_of(update)
     press = keyboards.parse(query.data)
     result = svc.results.get(press.token) if press else None
-    if press is None:
+    if (choice := keyboards.parse_match_sex(query.data)) is not None:
+        await choose_match_sex(query, svc, lang, choice)
+    elif press is None:
         await query.answer(text(lang, "invalid_button"))
     elif result is None or press.face >= len(result.faces):
         await query.answer(text(lang, "expired"))
@@ -110,7 +115,7 @@ async def blend(query: CallbackQuery, svc: Service, lang: str, press: keyboards.
         with svc.metrics.timed("blend"):
             video = await svc.pool.run(blend_animation, face.crop_jpeg, celebrity, timeout=JOB_TIMEOUT)
     except NoLandmarks as exc:
-        whose = text(lang, "your_face" if exc.whose == YOUR_FACE else "celebrity_face")
+        whose = text(lang, "your_face" if exc.whose == NoLandmarks.USER else "celebrity_face")
         await deliver(lambda: message.reply_text(text(lang, "no_landmarks", whose=whose)), svc)
         return
     except PoolBusy:

@@ -1,5 +1,8 @@
 """Votes and request outcomes in SQLite: who was matched, how similar, how it went — never a photo.
 
+An outcome row does not say whose photo it was: under "match me like my photo" the person matched shows the sex the
+bot took the user for, and the bot keeps only the preference a user chose (lookalike/telegram/preferences.py).
+
 Calls are quick (one row) but still do file I/O, so the bot runs them in a thread (``asyncio.to_thread``);
 one connection per call keeps that thread-safe without a lock.
 """
@@ -20,11 +23,16 @@ CREATE TABLE IF NOT EXISTS votes (
     person TEXT NOT NULL, similarity REAL NOT NULL, vote INTEGER NOT NULL, ts REAL NOT NULL,
     PRIMARY KEY (token, face, user_id)
 );
-CREATE TABLE IF NOT EXISTS requests (
-    ts REAL NOT NULL, user_id INTEGER NOT NULL, outcome TEXT NOT NULL, faces INTEGER NOT NULL,
-    person TEXT, similarity REAL, seconds REAL NOT NULL
+CREATE TABLE IF NOT EXISTS outcomes (
+    ts REAL NOT NULL, outcome TEXT NOT NULL, faces INTEGER NOT NULL, person TEXT, similarity REAL,
+    seconds REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
+CREATE INDEX IF NOT EXISTS outcomes_ts ON outcomes (ts);
+"""
+# Files written before outcomes stopped naming the user: their rows move over without the user, once.
+FORGET_USERS = """
+INSERT INTO outcomes SELECT ts, outcome, faces, person, similarity, seconds FROM requests;
+DROP TABLE requests;
 """
 
 
@@ -52,8 +60,9 @@ class FeedbackStore:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"{path}: {exc.strerror or exc}") from exc
-        with self._connect():  # refuse an unusable path at start-up, not on the first vote
-            pass
+        with self._connect() as db:  # refuse an unusable path at start-up, not on the first vote
+            if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'requests'").fetchone():
+                db.executescript(FORGET_USERS)
 
     def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
         return transaction(self.path, SCHEMA)
@@ -66,26 +75,24 @@ class FeedbackStore:
                 (token, face, user_id, person, similarity, 1 if up else -1, time.time()),
             )
 
-    def record(
-        self, user_id: int, outcome: str, faces: int, person: str | None, similarity: float | None, seconds: float
-    ) -> None:
+    def record(self, outcome: str, faces: int, person: str | None, similarity: float | None, seconds: float) -> None:
         with self._connect() as db:
             db.execute(
-                "INSERT INTO requests VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (time.time(), user_id, outcome, faces, person, similarity, seconds),
+                "INSERT INTO outcomes VALUES (?, ?, ?, ?, ?, ?)",
+                (time.time(), outcome, faces, person, similarity, seconds),
             )
 
     def stats(self, top: int = 5) -> Stats:
         with self._connect() as db:
-            outcomes = dict(db.execute("SELECT outcome, COUNT(*) FROM requests GROUP BY outcome").fetchall())
-            faces = db.execute("SELECT COALESCE(SUM(faces), 0) FROM requests").fetchone()[0]
+            outcomes = dict(db.execute("SELECT outcome, COUNT(*) FROM outcomes GROUP BY outcome").fetchall())
+            faces = db.execute("SELECT COALESCE(SUM(faces), 0) FROM outcomes").fetchone()[0]
             up, down = db.execute("SELECT COALESCE(SUM(vote > 0), 0), COALESCE(SUM(vote < 0), 0) FROM votes").fetchone()
             persons = db.execute(
-                "SELECT person, COUNT(*) AS n FROM requests WHERE person IS NOT NULL "
+                "SELECT person, COUNT(*) AS n FROM outcomes WHERE person IS NOT NULL "
                 "GROUP BY person ORDER BY n DESC, person LIMIT ?",
                 (top,),
             ).fetchall()
-            recent = db.execute("SELECT seconds FROM requests ORDER BY ts DESC LIMIT ?", (LATENCY_WINDOW,))
+            recent = db.execute("SELECT seconds FROM outcomes ORDER BY ts DESC LIMIT ?", (LATENCY_WINDOW,))
             latencies = sorted(row[0] for row in recent)
         return Stats(
             requests=sum(outcomes.values()),

@@ -4,7 +4,6 @@ worker → matched → answered with a card (one face) or the numbered faces (se
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import html
 import logging
@@ -12,13 +11,13 @@ import time
 from pathlib import PurePath
 
 from telegram import Document, Message, MessageEntity, PhotoSize, Update
-from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
-from lookalike.engine.analysis import PhotoAnalysis
 from lookalike.engine.images import IMAGE_SUFFIXES
 from lookalike.engine.lookup import FaceMatches
+from lookalike.engine.photo import PhotoAnalysis
 from lookalike.engine.pool import PoolBusy, PoolError
 from lookalike.errors import PhotoError
 from lookalike.logs import Throttled
@@ -29,6 +28,7 @@ from lookalike.telegram.results import FaceResult
 from lookalike.telegram.service import JOB_TIMEOUT, TELEGRAM_DOWNLOAD_LIMIT, Service
 from lookalike.telegram.sqlite import StorageError
 from lookalike.telegram.texts import percent, text
+from lookalike.telegram.waiting import Waiting
 
 log = logging.getLogger(__name__)
 storage_errors = Throttled(log)
@@ -92,25 +92,14 @@ async def on_lookalike(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 
 async def answer_photo(update: Update, context: ContextTypes.DEFAULT_TYPE, photo_message: Message) -> None:
-    """Answer the photo in ``photo_message`` — always with something — and record how it ended."""
+    """Answer the photo in ``photo_message`` — always with something — and record how it ended. Once the photo is
+    admitted the user sees the bot at work until the answer is out, however long an outage makes it (``Waiting``)."""
     svc = service(context)
     started = time.perf_counter()
     outcome, faces, file = Outcome.ERROR, [], largest(photo_message)
     try:
-        analysis = await analyze(update, svc, file)
-        with svc.metrics.timed("match"):
-            faces = svc.lookup.matches(analysis)
-        with svc.metrics.timed("send"):
-            sent = await send_result(update, svc, analysis, faces)
-        outcome = Outcome.MATCHED if sent is not None else Outcome.SEND_FAILED
-    except Refused as refused:
-        outcome = refused.outcome
-        await reply(update, context, REPLY_KEY.get(outcome, outcome.value))
-    except Unreachable:
-        outcome = Outcome.SEND_FAILED
-    except Exception:
-        log.exception("photo failed", extra={"user": update.effective_user.id})
-        await reply(update, context, "failed")  # never silence: the user hears something went wrong
+        async with Waiting(update.effective_message, lang_of(update)) as waiting:
+            outcome, faces = await respond(update, context, file, waiting)
     finally:
         await record(svc, update.effective_user.id, outcome, faces, time.perf_counter() - started)
         if (file.file_size or 0) >= LARGE_PHOTO and svc.memory.held == 0:
@@ -120,6 +109,31 @@ async def answer_photo(update: Update, context: ContextTypes.DEFAULT_TYPE, photo
             gc.collect()
 
 
+async def respond(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, file: PhotoSize | Document, waiting: Waiting
+) -> tuple[Outcome, list[FaceMatches]]:
+    """The answer: a card, a short text saying why not, or "something went wrong" — never silence."""
+    svc = service(context)
+    faces: list[FaceMatches] = []
+    try:
+        analysis = await analyze(update, svc, file, waiting)
+        match_sex = await svc.match_sex(update.effective_user.id)  # the asker's /settings choice
+        with svc.metrics.timed("match"):
+            faces = svc.lookup.matches(analysis, match_sex=match_sex)
+        with svc.metrics.timed("send"):
+            sent = await send_result(update, svc, analysis, faces)
+        return (Outcome.MATCHED if sent is not None else Outcome.SEND_FAILED), faces
+    except Refused as refused:
+        await reply(update, context, REPLY_KEY.get(refused.outcome, refused.outcome.value))
+        return refused.outcome, faces
+    except Unreachable:
+        return Outcome.SEND_FAILED, faces
+    except Exception:
+        log.exception("photo failed", extra={"user": update.effective_user.id})
+        await reply(update, context, "failed")  # never silence: the user hears something went wrong
+        return Outcome.ERROR, faces
+
+
 def largest(message: Message) -> PhotoSize | Document:
     """The biggest size Telegram has of the photo (or the image file itself)."""
     if message.photo:
@@ -127,11 +141,12 @@ def largest(message: Message) -> PhotoSize | Document:
     return message.document
 
 
-async def analyze(update: Update, svc: Service, file: PhotoSize | Document) -> PhotoAnalysis:
+async def analyze(update: Update, svc: Service, file: PhotoSize | Document, waiting: Waiting) -> PhotoAnalysis:
     """Admit, download and analyse the photo in a worker. Raises Refused for every ending but a match.
 
     Admission comes first and costs nothing: the user's allowance, a free place in the worker queue, and room in
-    the photo memory budget for this file — only then is anything downloaded.
+    the photo memory budget for this file — only then is anything downloaded, and ``waiting`` started (the worker
+    queue and analysis are ``waiting.own_work``: a busy bot is not a slow Telegram).
     """
     size = file.file_size or TELEGRAM_DOWNLOAD_LIMIT
     if size > TELEGRAM_DOWNLOAD_LIMIT:
@@ -141,14 +156,13 @@ async def analyze(update: Update, svc: Service, file: PhotoSize | Document) -> P
     if svc.pool.full or not svc.memory.take(size):
         raise Refused(Outcome.BUSY)
     try:
-        with contextlib.suppress(TelegramError):
-            await update.get_bot().send_chat_action(update.effective_chat.id, ChatAction.UPLOAD_PHOTO)
+        waiting.start()
         with svc.metrics.timed("download"):
             data = await download(update, svc, file)
         func, args = svc.lookup.job(data, annotate=True)
         del data  # the job holds the bytes now; they go with it
         try:
-            with svc.metrics.timed("analyze"):
+            with svc.metrics.timed("analyze"), waiting.own_work():
                 analysis = await svc.pool.run(func, *args, timeout=JOB_TIMEOUT)
         except PhotoError as exc:
             raise Refused(Outcome(exc.code)) from None
@@ -212,24 +226,17 @@ async def send_result(
 
 
 async def record(svc: Service, user_id: int, outcome: Outcome, faces: list[FaceMatches], seconds: float) -> None:
-    """One metrics sample, one log line and one SQLite row per photo."""
+    """One metrics sample, one log line and one SQLite row per photo. The log line names the user but not the match,
+    the row the match but not the user: together they would show the sex the bot took the user for."""
     svc.metrics.requests.labels(outcome.value).inc()
     svc.metrics.stage.labels("total").observe(seconds)
     top = faces[0].matches[0] if faces else None
     log.info(
-        "photo",
-        extra={
-            "user": user_id,
-            "outcome": outcome.value,
-            "faces": len(faces),
-            "seconds": round(seconds, 3),
-            "match": top.person if top else None,
-        },
+        "photo", extra={"user": user_id, "outcome": outcome.value, "faces": len(faces), "seconds": round(seconds, 3)}
     )
     try:
         await asyncio.to_thread(
             svc.feedback.record,
-            user_id,
             outcome.value,
             len(faces),
             top.person if top else None,

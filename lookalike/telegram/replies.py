@@ -20,7 +20,7 @@ from lookalike.engine.render import render_card
 from lookalike.logs import Throttled
 from lookalike.telegram import keyboards
 from lookalike.telegram.service import Service
-from lookalike.telegram.texts import language, percent, text
+from lookalike.telegram.texts import language, likeness, percent, text
 
 log = logging.getLogger(__name__)
 MORE_MATCHES = 4
@@ -92,7 +92,7 @@ async def deliver(send: Callable[[], Awaitable[T]], svc: Service) -> T | None:
 def card_caption(lang: str, link_template: str, matches: Sequence[Match], more: bool = False) -> str:
     """Name, role and % of the best match, its link, and with ``more`` the next matches."""
     best = matches[0]
-    lines = [text(lang, "you_look_like", name=html.escape(best.name), similarity=percent(best.similarity))]
+    lines = [text(lang, likeness(best.similarity), name=html.escape(best.name), similarity=percent(best.similarity))]
     if best.role:
         lines.append(f"<i>{html.escape(best.role)}</i>")
     made = link_template.format(alias=quote(best.alias), name=quote(best.name)) if best.alias and link_template else ""

@@ -6,19 +6,23 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from lookalike.engine.analysis import analyzer
 from lookalike.engine.images import ImageLimits
+from lookalike.engine.jobs import load_models
 from lookalike.engine.lookup import Lookup
-from lookalike.engine.matcher import Matcher
+from lookalike.engine.matcher import Matcher, MatchSex
 from lookalike.engine.pool import PoolEvent, WorkerPool
+from lookalike.logs import Throttled
 from lookalike.settings import Settings
 from lookalike.telegram.feedback import FeedbackStore
 from lookalike.telegram.journal import Journal
 from lookalike.telegram.limits import MemoryBudget, PhotoAllowance
 from lookalike.telegram.metrics import Metrics
+from lookalike.telegram.preferences import PreferenceStore
 from lookalike.telegram.results import ResultCache
+from lookalike.telegram.sqlite import StorageError
 
 log = logging.getLogger(__name__)
+storage_errors = Throttled(log)
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # bytes: getFile refuses bigger files
 JOB_TIMEOUT = 30.0  # seconds a worker may spend on one photo before it is replaced
@@ -48,6 +52,7 @@ class Service:
     memory: MemoryBudget
     feedback: FeedbackStore
     journal: Journal
+    preferences: PreferenceStore
     metrics: Metrics
     health: Health
 
@@ -63,7 +68,7 @@ class Service:
             if event in (PoolEvent.DIED, PoolEvent.TIMED_OUT):
                 log.warning("worker replaced", extra={"event": event.value})
 
-        pool = WorkerPool(settings.workers, analyzer, settings.queue_size, on_event=on_event)
+        pool = WorkerPool(settings.workers, load_models, settings.queue_size, on_event=on_event)
         starting = asyncio.create_task(pool.start())
         try:
             matcher = await asyncio.to_thread(Matcher, settings.assets, settings.ef_search, settings.min_similarity)
@@ -88,6 +93,7 @@ class Service:
             memory=MemoryBudget(settings.photo_memory_mb * 2**20),
             feedback=feedback,
             journal=Journal(settings.feedback_db),
+            preferences=PreferenceStore(settings.feedback_db),
             metrics=metrics,
             health=Health(),
         )
@@ -96,6 +102,16 @@ class Service:
         """The display name of a catalog person (the id itself for one no longer in the catalog)."""
         person = self.lookup.matcher.catalog.person(person_id)
         return person.name if person else person_id
+
+    async def match_sex(self, user_id: int) -> MatchSex:
+        """Whom the user's photos are matched with: their /settings choice, else the bot's default. A store that
+        cannot be read costs the choice, never the answer."""
+        try:
+            chosen = await asyncio.to_thread(self.preferences.match_sex, user_id)
+        except StorageError as exc:
+            storage_errors.warning("preferences", "preference not read", error=str(exc))
+            return self.settings.match_sex
+        return chosen or self.settings.match_sex
 
     async def close(self) -> None:
         await self.pool.close()

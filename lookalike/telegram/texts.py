@@ -11,12 +11,30 @@ TEXTS: dict[str, dict[str, str]] = {
             "• one face fills a good part of the photo;\n"
             "• a photo or an image file (JPEG, PNG, WebP) both work.\n\n"
             "In groups, mention me in the caption, reply to me with a photo, or reply /lookalike to a photo.\n\n"
+            "⚙️ /settings — choose who you're matched with: women, men or anyone.\n\n"
             "🔒 Your photos are processed in memory and never stored."
         ),
         "cmd_start": "What the bot does",
         "cmd_help": "Tips for a good selfie",
         "cmd_lookalike": "Reply to a photo: who does it look like?",
-        "you_look_like": "You look like <b>{name}</b> — {similarity}",
+        "cmd_settings": "Match me with: women, men or anyone",
+        "settings": (
+            "⚙️ <b>Who should I match you with?</b>\n\n"
+            "“✨ Like my photo” picks look-alikes of the same sex as the face in each photo. Tap a choice and "
+            "I'll remember it for every photo you send me, here and in groups.\n\n"
+            "🔒 I keep only the choice you make — never a guess about you."
+        ),
+        "match_auto": "✨ Like my photo",
+        "match_F": "👩 Women",
+        "match_M": "👨 Men",
+        "match_any": "🌍 Anyone",
+        "match_saved": "Saved! Match me with: {choice}",
+        "match_not_saved": "Sorry, I couldn't save your choice right now. Please try again later.",
+        "look_striking": "🤩 A striking resemblance! You look like <b>{name}</b> — {similarity}",
+        "look_strong": "😮 You look a lot like <b>{name}</b> — {similarity}",
+        "look_clear": "🙂 You look like <b>{name}</b> — {similarity}",
+        "look_hint": "😉 There's a hint of <b>{name}</b> about you — {similarity}",
+        "look_unique": "🦄 You're one of a kind! Your closest match is <b>{name}</b> — {similarity}",
         "face_line": "{n}. <b>{name}</b> — {similarity}",
         "faces_header": "I found {count} faces:",
         "faces_more": "Tap a number for that face's card.",
@@ -37,6 +55,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "video": "🎬 I can't watch videos or GIFs yet — send me a photo instead.",
         "busy": "⏳ I'm very busy right now. Please try again in a minute.",
         "failed": "😔 Sorry, something went wrong with your photo. Please try again.",
+        "still_trying": "🐌 Telegram is slow right now. I'm still working on your photo — the answer is on its way.",
         "slow_down": "🐢 That's a lot of photos! Please wait a minute before sending more.",
         "reply_to_photo": "Reply /lookalike to a photo and I'll tell you who it looks like.",
         "expired": "This result has expired — send the photo again.",
@@ -54,12 +73,30 @@ TEXTS: dict[str, dict[str, str]] = {
             "• лицо занимает заметную часть кадра;\n"
             "• подойдёт фото или файл-изображение (JPEG, PNG, WebP).\n\n"
             "В группах упомяните меня в подписи, ответьте мне фотографией или ответьте /lookalike на фото.\n\n"
+            "⚙️ /settings — выберите, с кем вас сравнивать: с женщинами, с мужчинами или со всеми.\n\n"
             "🔒 Фотографии обрабатываются в памяти и нигде не сохраняются."
         ),
         "cmd_start": "Что умеет бот",
         "cmd_help": "Советы для хорошего селфи",
         "cmd_lookalike": "Ответом на фото: на кого похож?",
-        "you_look_like": "Вы похожи на <b>{name}</b> — {similarity}",
+        "cmd_settings": "С кем сравнивать: женщины, мужчины или все",
+        "settings": (
+            "⚙️ <b>С кем вас сравнивать?</b>\n\n"
+            "«✨ Как на моём фото» — знаменитости того же пола, что и лицо на фото. Выберите вариант — "
+            "я запомню его для всех ваших фото, здесь и в группах.\n\n"
+            "🔒 Я храню только ваш выбор — и никаких догадок о вас."
+        ),
+        "match_auto": "✨ Как на моём фото",
+        "match_F": "👩 Женщины",
+        "match_M": "👨 Мужчины",
+        "match_any": "🌍 Все",
+        "match_saved": "Сохранено! Сравнивать с: {choice}",
+        "match_not_saved": "Извините, сейчас не получилось сохранить ваш выбор. Попробуйте позже.",
+        "look_striking": "🤩 Поразительное сходство! Вы похожи на <b>{name}</b> — {similarity}",
+        "look_strong": "😮 Вы очень похожи на <b>{name}</b> — {similarity}",
+        "look_clear": "🙂 Вы похожи на <b>{name}</b> — {similarity}",
+        "look_hint": "😉 Что-то общее у вас есть: <b>{name}</b> — {similarity}",
+        "look_unique": "🦄 Вы неповторимы! Ближе всех к вам: <b>{name}</b> — {similarity}",
         "face_line": "{n}. <b>{name}</b> — {similarity}",
         "faces_header": "Я нашёл лиц: {count}",
         "faces_more": "Нажмите номер, чтобы увидеть карточку этого лица.",
@@ -80,6 +117,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "video": "🎬 Видео и GIF я пока не смотрю — пришлите фотографию.",
         "busy": "⏳ Сейчас очень много запросов. Попробуйте через минуту.",
         "failed": "😔 Извините, с вашим фото что-то пошло не так. Попробуйте ещё раз.",
+        "still_trying": "🐌 Telegram сейчас отвечает медленно. Я всё ещё занимаюсь вашим фото — ответ уже в пути.",
         "slow_down": "🐢 Очень много фотографий! Подождите минуту, прежде чем присылать ещё.",
         "reply_to_photo": "Ответьте /lookalike на фотографию, и я скажу, на кого она похожа.",
         "expired": "Этот результат устарел — пришлите фото ещё раз.",
@@ -102,6 +140,16 @@ def language(code: str | None) -> str:
 
 def text(lang: str, key: str, **values: object) -> str:
     return TEXTS[language(lang)][key].format(**values)
+
+
+# The caption's words by band of the %, highest first. The % is a percentile among ordinary people, so "3%" is
+# the truth for most strangers: the lowest band says what that means (nobody in the catalog is close) kindly.
+LIKENESS_BANDS = ((90.0, "look_striking"), (70.0, "look_strong"), (40.0, "look_clear"), (15.0, "look_hint"))
+
+
+def likeness(similarity: float) -> str:
+    """The text key of the caption's first line for a match of this % (the number itself is shown unchanged)."""
+    return next((key for floor, key in LIKENESS_BANDS if similarity >= floor), "look_unique")
 
 
 def percent(similarity: float) -> str:

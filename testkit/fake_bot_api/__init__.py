@@ -21,8 +21,8 @@ logged: request lines contain the token.
 Telegram's text rules, PTB's request encodings and pictures.
 """
 
-from testkit.fake_bot_api.api import FakeBotApi, fake_bot_api
+from testkit.fake_bot_api.api import FakeBotApi
 from testkit.fake_bot_api.images import make_image
 from testkit.fake_bot_api.model import Origin, RateStats, Request, UploadedFile, WaitTimeout
 
-__all__ = ["FakeBotApi", "Origin", "RateStats", "Request", "UploadedFile", "WaitTimeout", "fake_bot_api", "make_image"]
+__all__ = ["FakeBotApi", "Origin", "RateStats", "Request", "UploadedFile", "WaitTimeout", "make_image"]
