@@ -29,7 +29,7 @@ process on one core, on a sample of each catalog's photos, the jitters values in
 rotating order; CPU time beside wall time and the load average say how much the shared machine took.
 
 Descriptors are cached per photo and jitters by ``make_reference_faces.describe`` (/tmp/quality_cache): the first
-full run describes ~1,700 photos at jitters 3 and 10 (~25 min on 2 free cores); later runs take a few minutes.
+full run describes ~1,700 photos at jitters 3 and 10 (~15 min on 2 free cores; --quick ~5); later runs take ~2 min.
 """
 
 from __future__ import annotations
@@ -198,35 +198,40 @@ def timed_photos(setting: Setting, count: int) -> list[Path]:
     return kept[:: max(1, len(kept) // count)][:count]
 
 
-def time_photos(photos: list[Path]) -> tuple[dict[int, list[tuple[float, float]]], int]:
-    """(wall s, CPU s) of ``describe_photo`` per jitters, interleaved photo by photo in a rotating order; and how
-    many photos gave a jitters-1 descriptor different from their jitters-0 one (dlib says none)."""
+def time_photos(photos: list[Path]) -> tuple[dict[int, list[tuple[float, float]]], dict[int, np.ndarray], int]:
+    """(wall s, CPU s) of ``describe_photo`` per jitters, interleaved photo by photo in a rotating order; the
+    descriptors it made; and how many photos gave a jitters-1 descriptor different from their jitters-0 one (dlib
+    says none)."""
     describe_photo(photos[0].read_bytes(), 0)  # load the models outside the timing
     spent: dict[int, list[tuple[float, float]]] = {j: [] for j in MEASURED}
+    made: dict[int, list[np.ndarray]] = {j: [] for j in MEASURED}
     differ = 0
     for i, path in enumerate(photos):
         data = path.read_bytes()
         turn = i % len(MEASURED)
         for j in MEASURED[turn:] + MEASURED[:turn]:
             wall, cpu = time.perf_counter(), time.process_time()
-            describe_photo(data, j)
+            described = describe_photo(data, j)
             spent[j].append((time.perf_counter() - wall, time.process_time() - cpu))
+            made[j].append(described.vector)
         for one, same in SAME_AS.items():
             a, b = describe_photo(data, one).vector, describe_photo(data, same).vector
             differ += a is None or b is None or not np.array_equal(a, b)
-    return spent, differ
+    return spent, {j: np.stack(v) for j, v in made.items()}, differ
 
 
 def timing(settings_: list[Setting], count: int) -> tuple[str, dict]:
     """The time table: CPU time per photo is the core time it takes (dlib-bin describes on one thread), what a
     build's cores are billed; wall time beside it shows how much of a core the shared machine left this process."""
     loads = [os.getloadavg()[0]]
-    spent, differ, photos = {}, 0, 0
+    spent, again, differ, photos = {}, {j: [] for j in MEASURED}, 0, 0
     for s in settings_:
         sample = timed_photos(s, count)
-        spent[s.name], d = time_photos(sample)
+        spent[s.name], made, d = time_photos(sample)
         differ, photos = differ + d, photos + len(sample)
         loads.append(os.getloadavg()[0])
+        for j in MEASURED:  # the same photos as the bulk describing made them: another process, another order
+            again[j] += np.linalg.norm(made[j] - describe(sample, "catalog", j), axis=1).tolist()
     every = {j: [x for s in spent.values() for x in s[j]] for j in MEASURED}
     cpu_0 = median([c for _, c in every[0]])
     rows, by_jitters = [], {}
@@ -245,6 +250,7 @@ def timing(settings_: list[Setting], count: int) -> tuple[str, dict]:
                 f"{core_hours:,.0f}",
                 f"{core_hours / 2 / 24:.1f} days",
                 f"{core_hours / CLUSTER_CORES:.1f} h",
+                f"{median(again[m]):.3f}",
             ]
         )
         by_jitters[str(j)] = {
@@ -252,12 +258,13 @@ def timing(settings_: list[Setting], count: int) -> tuple[str, dict]:
             "cpu_ms_all": all_cpu,
             "wall_ms_all": all_wall,
             "core_hours_1m": core_hours,
+            "described_again_l2": median(again[m]),
         }
     top = max(MEASURED)
     per_pass = 1000 * median([(a[1] - b[1]) / (top - 1) for a, b in zip(every[top], every[0])])
     core_share = median([c / w for x in every.values() for w, c in x])
     head = ["jitters", *(f"{name}: CPU ms" for name in spent), "all: CPU ms", "all: wall ms", "× jitters 0"]
-    head += ["1M photos: core-hours", "on 2 cores", f"on {CLUSTER_CORES} cores"]
+    head += ["1M photos: core-hours", "on 2 cores", f"on {CLUSTER_CORES} cores", "described again: median L2"]
     note = (
         f"{photos} photos ({count} per catalog, {', '.join(map(str, MEASURED))} jitters each, interleaved), median "
         f"per photo. A million photos: CPU time × 10⁶, spread evenly over the cores. One jitter pass costs "
@@ -265,9 +272,16 @@ def timing(settings_: list[Setting], count: int) -> tuple[str, dict]:
         "with the photo (a 150 px chip), while decoding and detection do: these photos are ~250 px, a 1280 px one "
         'adds ~20 ms to every row (RESULTS.md, "Per-photo pipeline"). Jitters 1 gave descriptors identical to '
         f"jitters 0 on {photos - differ} of {photos} photos (dlib: the same single pass), so its row repeats "
-        f"jitters 0's. Load: 1-min load average {min(loads):.1f}–{max(loads):.1f} on {os.cpu_count()} cores while "
-        f"timing; this process got a median {core_share:.0%} of a core (CPU / wall), so wall times are inflated by the "
-        "other processes and CPU times are the figures to use."
+        f"jitters 0's. \"Described again\": the timed photo's descriptor against the same photo's from the bulk "
+        "describing (another process, another order): dlib draws the jitters from one random generator per loaded "
+        "model (one per process here), so a jittered descriptor depends on what that process described before. "
+        f"Load: {min(loads):.1f}–{max(loads):.1f} (1-min load average) on {os.cpu_count()} cores while timing; "
+        f"this process got a median {core_share:.0%} of a core (CPU / wall), "
+        + (
+            "so wall times are inflated by the other processes and CPU times are the figures to use."
+            if core_share < 0.9
+            else "so wall and CPU times agree; the cost columns use CPU time, which load does not inflate."
+        )
     )
     data = {"photos": photos, "per_pass_cpu_ms": per_pass, "jitters1_differs": differ, "by_jitters": by_jitters}
     return table(head, rows) + "\n\n" + note, {**data, "load": [min(loads), max(loads)], "core_share": core_share}

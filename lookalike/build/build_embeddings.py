@@ -44,7 +44,7 @@ class BuildReport:
     sex_doubts: list[SexDoubt] = field(default_factory=list)  # photos that disagree, or disagree with catalog.json
 
 
-PHOTO_TIMEOUT = 300.0  # s one catalog photo may take (jitters 10 on a huge photo is seconds, not minutes)
+PHOTO_TIMEOUT = 300.0  # s one catalog photo may take (even jitters 10 on a huge photo is seconds, not minutes)
 
 
 def _describe_file(job: tuple[Path, str, int, QualityRules]) -> Described:

@@ -16,10 +16,11 @@ Matches can be drawn from one sex (``Lookup.matches`` asks for the face's own ap
 ``choose_sex``). The filter is one byte a person and the same HNSW window, started as much wider as that sex's
 photos are rarer. One index per sex was the alternative: beside the index for everyone it would double the
 index's memory (~1.3 GB more at a million photos), and instead of it every match among everyone would be two
-searches and the assets another layout. Measured (bench/quality.py, "Apparent sex"): the face's own sex costs what
-a match among everyone costs and finds the same best person as an exact scan; the *other* sex, asked for
-explicitly, is exact on the default catalog but on large catalogs is a near answer rather than the nearest (a
-man's nearest women lie beyond windows of thousands of men): per-sex indexes are the way if that matters there.
+searches and the assets another layout. Measured (bench/quality.py, "Apparent sex", up to a million photos): the
+face's own sex costs what a match among everyone costs and finds the same best person as an exact scan; the
+*other* sex, asked for explicitly, is exact up to EXACT_ROWS photos, but beyond them a near answer rather than
+the nearest (a man's nearest women can lie beyond windows of thousands of men): per-sex indexes are the way if
+that matters for a catalog that large.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ Sex = Literal["F", "M"]
 NEIGHBOURS = 10  # best-matching persons whose sexes weigh in on a face's apparent sex
 NEIGHBOUR_WEIGHT = 0.5  # their log-odds' weight against the estimator's (bench/quality.py, "Apparent sex")
 SAME_PERSON = 98.0  # % (the curve for everyone) from which the best match is taken for the face's own person
-WIDEST_EF = 1024  # rows a widened window is sure to get in full (bench/quality.py: the cost at a million photos)
+EXACT_ROWS = 10_000  # photos up to which a widened window is searched exactly (bench/quality.py, "Apparent sex")
 
 
 @dataclass(frozen=True)
@@ -171,13 +172,12 @@ class Matcher:
             n = min(self.index.size, n * 4)
 
     def _nearest(self, descriptor: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """HNSW's ``n`` nearest rows. Beyond efSearch, nmslib may return fewer rows than asked (720 of 879 at
-        efSearch 64: 425), and a short window can hide all of a sex's persons: a window of up to WIDEST_EF rows
-        is asked again with efSearch raised to it, for this query only. Wider ones stay as nmslib returns them
-        (as the hub correction's widening always did): raising efSearch that far costs tens of milliseconds."""
-        ids, dists = self.index.query(descriptor, n)
-        if len(ids) >= min(n, self.index.size) or not self.ef_search < n <= WIDEST_EF:
-            return ids, dists
+        """HNSW's ``n`` nearest rows. Asked for more rows than efSearch, nmslib returns fewer or farther ones (720
+        of 879 at efSearch 64: 425), which can hide all of a sex's persons; so on a catalog of up to EXACT_ROWS
+        photos, where it costs at most a millisecond or two, efSearch is raised to the window for this query.
+        Larger catalogs are searched at their efSearch, as their hub-corrected windows always were."""
+        if n <= self.ef_search or self.index.size > EXACT_ROWS:
+            return self.index.query(descriptor, n)
         with self._widening:
             self.index.set_ef(n)
             try:
