@@ -39,7 +39,7 @@ class Settings:
     # --- the catalog
     photos: Path = _opt(Path("photos"), "folder with celebrity photos (and an optional catalog.json)", ("build",))
     assets: Path = _opt(Path("assets"), "folder with the built catalog: embeddings, index, calibration", EVERY)
-    catalog_jitters: int = _opt(0, "descriptor jitters per catalog photo (each costs a pass; 0: bench/RESULTS.md)", ("build",))
+    catalog_jitters: int = _opt(0, "descriptor jitters per catalog photo (each one costs a pass)", ("build",))
     quiet: bool = _opt(False, "no progress bars", ("build",))
     keep_outliers: bool = _opt(False, "keep photos the cleaning would leave out (wrong person, duplicates)", ("build",))
     scheduler: str = _opt("", "Dask scheduler address (tcp://HOST:8786) to describe photos on a cluster", ("build",))
