@@ -3,8 +3,8 @@
 
     .venv/bin/python bench/quality.py [--quick] [--scale 1000000]
 
-Three catalogs built from cached descriptors: congress (the shipped default catalog's descriptors, 879 people, at
-the build default, ``build_embeddings`` jitters=10; also from ``../shared/congress`` at jitters 0) and faces
+Three catalogs built from cached descriptors: congress (the shipped default catalog's own descriptors, 879 people,
+as the bot serves them; also described afresh from ``../shared/congress`` at jitters 0) and faces
 (``../shared/faces``, first photo of each of 45 people, jitters 10), and LFW (first photo of each person of the
 bench's LFW catalog split, see ``make_reference_faces.split``; jitters 0, see LFW_KIND). Identification queries
 are the face nearest the centre of each member's news photo (LFW centres the labelled person; the largest face is
@@ -301,7 +301,7 @@ def run(quick: bool, scale: int = 0) -> str:
     members += [(b, p) for f, b in CONGRESS_IN_FACES.items() for p in faces[f]]
     truth, member_vecs = queries(members, "centre")
     old1, old5, new1, new5 = identification(congress, member_vecs, truth)
-    out.append("## Congress catalog (879 official portraits, the shipped descriptors: jitters 10)\n")
+    out.append("## Congress catalog (879 official portraits, the descriptors it ships)\n")
     ident = f"identification ({len(truth)} news photos of {len(set(truth))} members)"
     out.append(
         md_table(

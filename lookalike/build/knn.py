@@ -4,7 +4,7 @@ Cleaning asks it of every photo (the nearest photo of another person) and of eve
 because a cleaning rule must not change with an approximation's luck; in tiles of at most _TILE float32 distances,
 because an N×N matrix does not fit at a million photos. Time grows as N²: the saved neighbours
 (``lookalike/build/neighbours.py``) spare a build all but the rows that changed. Timings: bench/RESULTS.md,
-"Assets at a million photos" (cleaning's incremental neighbour searches).
+"Cleaning at scale".
 
 ``lookalike.engine.hnsw.exact_knn`` is a different question: the k nearest rows to queries from outside the set,
 with no codes to skip, as the reference HNSW's recall is checked against.

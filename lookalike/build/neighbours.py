@@ -15,8 +15,7 @@ file twice in one folder is two rows), a mean's person id and the sorted sha256s
 and whose cached neighbour's key are both still there keeps its cached answer; every other row (new, or its neighbour
 gone) is *dirty*: its distances to all rows are computed, which also offers each kept answer the dirty rows as closer
 candidates. That is exact: the cached neighbour was the nearest among a superset of the surviving old rows, and every
-new row is dirty. Adding one person costs their rows against all rows, not N² (bench/RESULTS.md, "Assets at a million
-photos": cleaning's incremental neighbour searches).
+new row is dirty. Adding one person costs their rows against all rows, not N² (bench/RESULTS.md, "Cleaning at scale").
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ dlib's frontal HOG detector finds almost nothing in a photo turned 90°; in one 
 "face", and the 5-point predictor draws an upright layout (eyes above the nose) on whatever it is given, so the
 landmarks cannot tell. The detector can: it scores a real upright face higher than the same patch turned 180°,
 and an upside-down face lower. That check costs a HOG pass over a small crop (``CHECK_FACE`` px faces), and only
-for faces scored below ``SURE_SCORE``. bench/RESULTS.md ("Sideways and upside-down photos") has the scores behind
+for faces scored below ``SURE_SCORE``. bench/RESULTS.md ("Rotation") has the scores behind
 the constants.
 """
 

@@ -3,7 +3,7 @@
 The descriptor is already computed in the worker, so the estimate costs one dot product: a logistic regression
 whose weights ship in ``sex_model.npz`` (made by ``bench/make_sex_model.py`` from labelled LFW people that no
 benchmark evaluates on). dlib's own gender network, run on the face's pixels, was measured against it and was
-no more accurate, alone or combined, for a new dependency and over 100× the cost (bench/RESULTS.md, "apparent sex").
+no more accurate, alone or combined, for a new dependency and over 100× the cost (bench/RESULTS.md, "Apparent sex").
 It was trained with both sexes weighted equally, so 0.5 is the even point whatever the mix of users. Most errors
 lie near 0.5: callers that act on the estimate can leave a margin there.
 
