@@ -20,7 +20,7 @@ calibration and hub offsets) and what ``Lookup.matches`` does by default (``Matc
 their photos as the build does (``lookalike/build/sexes.py``). Descriptors are cached under /tmp/quality_cache
 (npz). Prints Markdown tables and writes ``bench/quality_calibration.png``.
 
-"Apparent sex" (issue 19): labelled LFW strangers (``../shared/lfw/sex.csv``, a few labels corrected by eye:
+"Apparent sex": labelled LFW strangers (``../shared/lfw/sex.csv``, a few labels corrected by eye:
 SEX_FIXES), each described at the face nearest the photo's centre so that the label is the described face's, are
 matched by every rule (everyone, the estimator alone, the shipped "auto"); how often a woman's best match is a man
 and a man's a woman, the members' identification under each, the strangers' %-quantiles per sex with one curve
@@ -406,7 +406,7 @@ def all_photos_row(lfw: dict[str, list[Path]], people: list[str]) -> list[str]:
     ]
 
 
-# --- apparent sex (issue 19) --------------------------------------------------------------------------------
+# --- apparent sex -------------------------------------------------------------------------------------------
 
 # LFW labels checked by eye and corrected: photos of women labelled M, and Iran Brown (a boy) labelled F.
 SEX_FIXES = {
@@ -447,7 +447,7 @@ def apparent_sex(congress: Catalog, lfw_catalog: Catalog, members: tuple[list[st
     groups = split()
     congress_strangers = labelled_strangers(sorted(groups["catalog"] + groups["strangers"], key=share))
     lfw_strangers = labelled_strangers(sorted(groups["strangers"], key=share))
-    out = ["## Apparent sex: matches of the face's own sex by default (issue 19)\n"]
+    out = ["## Apparent sex: matches of the face's own sex by default\n"]
     out.append(
         f"Held-out LFW strangers, labelled (sex.csv, {len(SEX_FIXES)} labels corrected by eye), the face nearest the "
         "centre of their first photo; members: the congress identification queries above.\n"

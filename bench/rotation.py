@@ -1,4 +1,4 @@
-"""Sideways and upside-down photos (issue 19): faces found and named right at each rotation, before and after the
+"""Sideways and upside-down photos: faces found and named right at each rotation, before and after the
 photo is turned upright (lookalike/engine/orientation.py), and what that costs an upright photo.
 
     python -m bench.rotation [--quick] [--out FILE]
@@ -256,7 +256,7 @@ def run(quick: bool = False) -> list[Section]:
     queries = [(person, path) for person, paths in catalog.queries.items() for path in paths]
     if quick:
         queries = queries[::4]
-    section = Section("Sideways and upside-down photos (issue 19)")
+    section = Section("Sideways and upside-down photos")
     text, data = accuracy(queries, matcher, quick)
     section.add(text)
     section.data["accuracy"] = data

@@ -143,7 +143,7 @@ def main() -> int:
     headers = ["faces", "method", "F accuracy", "M accuracy", "balanced", "ms/face", "photos (people)"]
     markdown = table(headers, rows)
     print(markdown)
-    OUT.write_text("## Apparent sex (issue 19)\n\n" + (__doc__ or "") + "\n" + markdown + "\n")
+    OUT.write_text("## Apparent sex\n\n" + (__doc__ or "") + "\n" + markdown + "\n")
     print(f"→ {OUT}")
     return 0
 

@@ -5,12 +5,9 @@ time and the doubts reported, the default catalog filtered by sex (and not when 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,23 +23,13 @@ from lookalike.engine.matcher import Matcher
 from lookalike.engine.photo import DetectOptions
 from lookalike.engine.similarity import CALIBRATION_FILE
 from lookalike.settings import DEFAULT_CATALOG
-from testkit.data import FACES, LFW, ROOT, BuiltCatalog
+from testkit.data import FACES, LFW, BuiltCatalog
+from testkit.running import lookalike_cli
 
 WOMEN = ("angelina_jolie", "madonna", "scarlett_johansson")
 # Women (sure to the estimator, P(female) > 0.97) whose nearest member of Congress is a man: everyone's best match
 # for them, before this change, was a man.
 MATCHED_WITH_MEN_BEFORE = ("Lindsay_Davenport/Lindsay_Davenport_0001.jpg", "Eve_Pelletier/Eve_Pelletier_0001.jpg")
-
-
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lookalike", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
 
 
 @pytest.fixture(scope="module")
@@ -106,15 +93,15 @@ def test_any_and_m_change_whom_a_woman_is_matched_with(lookup: Lookup) -> None:
 
 def test_cli_match_sex_flag_and_environment(congress: Path) -> None:
     photo = str(FACES / "madonna" / "1.jpg")
-    default = json.loads(_cli("match", "--assets", str(congress), "--json", photo).stdout)["faces"][0]
+    default = json.loads(lookalike_cli("match", "--assets", str(congress), "--json", photo).stdout)["faces"][0]
     assert default["match_sex"] == "F" and default["female"] > 0.9
     assert {m["sex"] for m in default["matches"]} == {"F"}
-    men = _cli("match", "--assets", str(congress), "--json", "--match-sex", "M", photo)
+    men = lookalike_cli("match", "--assets", str(congress), "--json", "--match-sex", "M", photo)
     assert men.returncode == 0, men.stderr
     assert {m["sex"] for m in json.loads(men.stdout)["faces"][0]["matches"]} == {"M"}
-    text = _cli("match", "--assets", str(congress), photo, env={"LOOKALIKE_MATCH_SEX": "any"})
+    text = lookalike_cli("match", "--assets", str(congress), photo, env={"LOOKALIKE_MATCH_SEX": "any"})
     assert "matched with anyone:" in text.stdout, text.stderr
-    bad = _cli("match", "--assets", str(congress), "--match-sex", "women", photo)
+    bad = lookalike_cli("match", "--assets", str(congress), "--match-sex", "women", photo)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
     assert "match_sex: one of auto, F, M, any, got 'women'" in bad.stderr
 
@@ -172,7 +159,7 @@ def test_assets_made_before_sexes_are_refused_with_one_line_and_rebuilt_without_
         AssetsError, match=r"calibration\.json: damaged .*format 2, this version reads 3.*run build_index"
     ):
         Matcher(old)
-    run = _cli("match", "--assets", str(old), str(FACES / "madonna" / "1.jpg"))
+    run = lookalike_cli("match", "--assets", str(old), str(FACES / "madonna" / "1.jpg"))
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "run build_index.py" in run.stderr
 
     before = tmp_path / "no-sex-column"
@@ -180,7 +167,7 @@ def test_assets_made_before_sexes_are_refused_with_one_line_and_rebuilt_without_
     with sqlite3.connect(before / CATALOG_FILE) as db:
         db.execute("ALTER TABLE persons DROP COLUMN sex")
         db.execute("UPDATE meta SET value = 'digest of a catalog without sexes' WHERE key = 'content'")
-    run = _cli("match", "--assets", str(before), str(FACES / "madonna" / "1.jpg"))
+    run = lookalike_cli("match", "--assets", str(before), str(FACES / "madonna" / "1.jpg"))
     assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
     assert "made by an older version" in run.stderr and "run build_embeddings.py" in run.stderr
     report = build_embeddings(catalog.photos, before, jitters=0, workers=2, progress=False)
