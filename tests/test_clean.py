@@ -19,7 +19,7 @@ from lookalike.build import knn as knn_module
 from lookalike.build.build_embeddings import BuildReport, build_embeddings
 from lookalike.build.clean import DISAGREE, DUPLICATE, SAME_HUMAN, WRONG_PERSON, clean
 from lookalike.build.knn import nearest_other
-from lookalike.build.neighbours import CleaningCache, Neighbours, nearest_other_cached, photo_keys
+from lookalike.build.neighbours import CleaningCache, nearest_other_cached, photo_keys
 from lookalike.build.report import REPORT_FILE
 
 LFW = Path(__file__).resolve().parents[2] / "shared" / "lfw"
@@ -334,8 +334,3 @@ def test_cleaning_cache_file(tmp_path: Path, real: tuple[list[str], list[str], n
         assert CleaningCache.load(path, MADE_BY) is None  # truncated
     path.write_bytes(b"not a zip file at all")
     assert CleaningCache.load(path, MADE_BY) is None
-    photos = tmp_path / "photos.npz"
-    found.cache.photos.save(photos, MADE_BY)
-    alone = Neighbours.load(photos, MADE_BY)
-    assert alone is not None and np.array_equal(alone.near, found.cache.photos.near)
-    assert Neighbours.load(photos, "other") is None and CleaningCache.load(photos, MADE_BY) is None

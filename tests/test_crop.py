@@ -63,8 +63,8 @@ def test_a_face_near_the_edge_gets_a_crop_without_bars(original) -> None:
         assert dark_edges(crop) == 0, name
         again = analyze_photo(crop_jpeg).faces[0]  # the face is still in the crop, whole enough to be described
         assert np.linalg.norm(again.descriptor - descriptor) < SAME_FACE, name
-        user, _ = blend.align_pair(crop_jpeg, celeb)  # and the blend finds its landmarks
-        assert user.image.shape == (320, 320, 3), name
+        user, _ = blend.align_pair(crop_jpeg, celeb)  # and the blend finds its landmarks, its frame filled too
+        assert user.image.shape == (320, 320, 3) and dark_edges(user.image) == 0, name
 
 
 def test_the_square_moves_inside_the_photo_and_keeps_the_face_centred_where_it_can(original) -> None:

@@ -54,16 +54,6 @@ class Neighbours:
     def empty(cls) -> Neighbours:
         return cls(np.empty(0, KEY), np.empty(0, KEY), np.empty(0, np.float32))
 
-    def save(self, path: Path | str, made_by: str) -> None:
-        """Write ``path`` (npz, no pickle) atomically."""
-        _save(Path(path), made_by, self._arrays(""))
-
-    @classmethod
-    def load(cls, path: Path | str, made_by: str) -> Neighbours | None:
-        """The neighbours saved at ``path`` with this ``made_by``; None if missing, unreadable or made otherwise."""
-        arrays = _load(Path(path), made_by, "")
-        return None if arrays is None else cls._from(arrays, "")
-
     def _arrays(self, prefix: str) -> dict[str, np.ndarray]:
         return {f"{prefix}{name}": getattr(self, name) for name in _FIELDS}
 

@@ -34,8 +34,6 @@ MOUTH_RATIO = 1.3  # eye-to-mouth over eye-to-eye distance above which a face co
 DETECT_MAX_SIDE = 640  # px: both photos decoded no larger (a catalog portrait's face stays > 100 px)
 LIMITS = ImageLimits(decode_max_side=DETECT_MAX_SIDE)
 SMALL_SIDE = 400  # px: below this, faces may be under dlib's 80 px HOG window, so look again upsampled
-DARK_BAND = 24  # a row or column is padding when almost none of its pixels is brighter than this (face_crop's black)
-BAND_BORDER = 2  # px more to drop beyond such a band: resampling and JPEG blur its edge into the picture
 
 MIN_AREA = 1e-3  # px²: a triangle of the in-between shape smaller than this covers no pixel and has no affine
 
@@ -88,7 +86,7 @@ def align_pair(user_jpeg: bytes, celeb_jpeg: bytes, size: int = SIZE) -> tuple[A
 
 def _locate(jpeg: bytes, whose: str) -> tuple[Image.Image, np.ndarray]:
     """The decoded photo and its face's 68 landmarks (``whose`` names the face in NoLandmarks)."""
-    image = _trim_dark_bands(Image.fromarray(load_rgb(jpeg, LIMITS)))
+    image = Image.fromarray(load_rgb(jpeg, LIMITS))
     return image, landmarks(image, whose)
 
 
@@ -158,24 +156,6 @@ def morph(user: AlignedFace, celeb: AlignedFace, frames: int = animation.FRAMES)
             done[key] = np.ascontiguousarray((mixed + 0.5).astype(np.uint8).T).reshape(size, size, 3)
         out.append(done[key])
     return out
-
-
-def _trim_dark_bands(image: Image.Image) -> Image.Image:
-    """Drop the black bands ``face_crop`` pads with where a face nears the photo's edge (and the blurred rows at
-    their border), so that the frame is filled from real pixels instead of showing the bands."""
-    lit = np.asarray(image).max(axis=2) > DARK_BAND
-    rows = np.flatnonzero(lit.mean(axis=1) > 0.02)
-    cols = np.flatnonzero(lit.mean(axis=0) > 0.02)
-    if len(rows) < 64 or len(cols) < 64:
-        return image
-    m = BAND_BORDER
-    box = (
-        int(cols[0]) + m if cols[0] else 0,
-        int(rows[0]) + m if rows[0] else 0,
-        int(cols[-1]) + 1 - m if cols[-1] < image.width - 1 else image.width,
-        int(rows[-1]) + 1 - m if rows[-1] < image.height - 1 else image.height,
-    )
-    return image if box == (0, 0, *image.size) else image.crop(box)
 
 
 def landmarks(image: Image.Image, whose: str) -> np.ndarray:
